@@ -1,0 +1,29 @@
+"""Models -> IR -> compiled kernels.
+
+``kernels`` imports nothing from ``engine`` or ``cluster``.
+"""
+
+from kernels.compile import BACKENDS, compile_model
+from kernels.errors import (
+    BackendUnavailableError,
+    InputShapeError,
+    KernelError,
+    ModelFormatError,
+    UnsupportedModelError,
+)
+from kernels.ir import Forest
+from kernels.kernel import Kernel
+from kernels.loaders import load_model
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailableError",
+    "Forest",
+    "InputShapeError",
+    "Kernel",
+    "KernelError",
+    "ModelFormatError",
+    "UnsupportedModelError",
+    "compile_model",
+    "load_model",
+]

@@ -1,0 +1,154 @@
+"""The intermediate representation every loader produces and every backend compiles.
+
+A :class:`Forest` is a structure of flat arrays (one entry per node, all trees laid end to
+end) plus the few scalars needed to turn summed leaf values into the native library's
+output. Loaders normalise every split to one rule, so backends implement exactly one:
+
+    go left  iff  x < threshold            (x and threshold both float32)
+    NaN      ->  left if default_left else right
+
+XGBoost uses this rule natively. Rules such as LightGBM's ``x <= t`` on float64 thresholds
+are rewritten by their loader to the equivalent ``x < t'`` on float32 (``t'`` is the
+smallest float32 above ``t``), which is exact for float32 inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Output transforms from summed margin to what the native library's predict returns.
+LINKS = ("identity", "sigmoid", "exp", "softmax")
+
+
+@dataclass(frozen=True, eq=False)
+class Forest:
+    """A tree ensemble as flat arrays.
+
+    Node arrays have one entry per node of every tree; ``tree_offsets[t]`` is the index of
+    tree ``t``'s root and child indices are relative to that root.
+
+    Attributes
+    ----------
+    feature
+        int32, the split feature of an inner node, ``-1`` for a leaf.
+    threshold
+        float32, split threshold (go left iff ``x < threshold``).
+    left, right
+        int32, child node index within the tree (``-1`` for a leaf).
+    default_left
+        uint8, 1 if a missing value (NaN) goes left.
+    value
+        float64, the leaf value (0 for inner nodes).
+    tree_offsets
+        int64, ``n_trees + 1`` entries, start of each tree in the node arrays.
+    tree_group
+        int32, the output column each tree adds to (the class for multiclass models).
+    base_margin
+        float64, ``n_outputs`` entries added to every row's margin.
+    link
+        One of :data:`LINKS`: how margin becomes the native prediction.
+    num_features
+        Width of the input matrix.
+    feature_names
+        The model's feature names, or ``f0..fN-1`` when it was trained without any.
+    objective
+        The native objective name, e.g. ``binary:logistic``.
+    source_format
+        Where the model came from, e.g. ``xgboost-json``.
+    sha256
+        Hex digest of the model file's bytes (empty when built in memory).
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    default_left: np.ndarray
+    value: np.ndarray
+    tree_offsets: np.ndarray
+    tree_group: np.ndarray
+    base_margin: np.ndarray
+    link: str
+    num_features: int
+    feature_names: tuple[str, ...]
+    objective: str
+    source_format: str
+    sha256: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.link not in LINKS:
+            raise ValueError(f"unknown link {self.link!r}; expected one of {LINKS}")
+        if len(self.feature_names) != self.num_features:
+            raise ValueError("feature_names must have num_features entries")
+        for name in ("feature", "threshold", "left", "right", "default_left", "value"):
+            arr = getattr(self, name)
+            if arr.ndim != 1 or arr.shape[0] != self.num_nodes:
+                raise ValueError(f"node array {name} must have {self.num_nodes} entries")
+        for arr in self.arrays().values():
+            arr.setflags(write=False)
+
+    @property
+    def num_trees(self) -> int:
+        return int(self.tree_offsets.shape[0] - 1)
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.feature.shape[0])
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.base_margin.shape[0])
+
+    def tree_depths(self) -> np.ndarray:
+        """Depth of each tree (a lone leaf has depth 0)."""
+        depths = np.zeros(self.num_trees, dtype=np.int64)
+        for t in range(self.num_trees):
+            lo, hi = int(self.tree_offsets[t]), int(self.tree_offsets[t + 1])
+            level = np.zeros(hi - lo, dtype=np.int64)
+            for node in range(hi - lo):  # children always follow their parent
+                if self.feature[lo + node] >= 0:
+                    level[self.left[lo + node]] = level[node] + 1
+                    level[self.right[lo + node]] = level[node] + 1
+            depths[t] = level.max()
+        return depths
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "left": self.left,
+            "right": self.right,
+            "default_left": self.default_left,
+            "value": self.value,
+            "tree_offsets": self.tree_offsets,
+            "tree_group": self.tree_group,
+            "base_margin": self.base_margin,
+        }
+
+    def fingerprint(self) -> str:
+        """A digest of the scoring content (arrays and link), independent of the file."""
+        digest = hashlib.sha256()
+        for name, arr in self.arrays().items():
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        digest.update(self.link.encode())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, object]:
+        """A short JSON-ready summary, as ``lakescore inspect`` prints it."""
+        depths = self.tree_depths()
+        return {
+            "format": self.source_format,
+            "objective": self.objective,
+            "trees": self.num_trees,
+            "max_depth": int(depths.max()) if depths.size else 0,
+            "nodes": self.num_nodes,
+            "outputs": self.num_outputs,
+            "features": self.num_features,
+            "feature_names": list(self.feature_names),
+            "sha256": self.sha256,
+        }

@@ -1,0 +1,108 @@
+"""A compiled model: input validation at the boundary, the native call, the output link."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Literal
+
+import numba
+import numpy as np
+
+from kernels.errors import InputShapeError
+from kernels.ir import Forest
+
+Output = Literal["prediction", "margin"]
+
+# Numba's default (workqueue) threading layer aborts the process when two threads launch
+# parallel kernels at once; the engine overlaps IO in threads, so launches are serialised
+# here. One launch already uses every core.
+_LAUNCH_LOCK = threading.Lock()
+
+MarginFn = Callable[..., None]
+
+
+class Kernel:
+    """A forest compiled for one backend.
+
+    Parameters
+    ----------
+    forest
+        The model in IR form.
+    backend
+        The backend's name, as recorded in run records.
+    margin_fn
+        ``margin_fn(X, *forest_arrays, out)`` fills ``out`` (n_rows, n_outputs) with margins.
+    n_threads
+        Threads per launch; ``None`` uses Numba's default (every core).
+    """
+
+    def __init__(
+        self, forest: Forest, *, backend: str, margin_fn: MarginFn, n_threads: int | None = None
+    ) -> None:
+        self.forest = forest
+        self.backend = backend
+        self.n_threads = n_threads
+        self._margin_fn = margin_fn
+        self._args = tuple(np.ascontiguousarray(a) for a in forest.arrays().values())
+
+    @property
+    def num_features(self) -> int:
+        return self.forest.num_features
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.forest.feature_names
+
+    def predict(self, X: np.ndarray, *, output: Output = "prediction") -> np.ndarray:
+        """Score a float32 matrix whose columns are in the model's feature order.
+
+        Returns float32 of shape ``(n_rows,)`` for single-output models, ``(n_rows, k)``
+        otherwise: what the native library's predict returns (``output="prediction"``), or
+        the raw summed margin (``output="margin"``).
+        """
+        if output not in ("prediction", "margin"):
+            raise InputShapeError(f"output must be 'prediction' or 'margin', not {output!r}")
+        X = self._check_input(X)
+        margin = np.empty((X.shape[0], self.forest.num_outputs), dtype=np.float64)
+        if X.shape[0]:
+            with _LAUNCH_LOCK:
+                previous = numba.get_num_threads()
+                try:
+                    if self.n_threads is not None:
+                        numba.set_num_threads(min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
+                    self._margin_fn(X, *self._args, margin)
+                finally:
+                    numba.set_num_threads(previous)
+        result = margin if output == "margin" else apply_link(margin, self.forest.link)
+        result = result.astype(np.float32)
+        return result[:, 0] if result.shape[1] == 1 else result
+
+    def _check_input(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise InputShapeError(f"expected a 2-D matrix, got {X.ndim} dimension(s)")
+        if X.shape[1] != self.forest.num_features:
+            raise InputShapeError(
+                f"expected {self.forest.num_features} feature columns, got {X.shape[1]}"
+            )
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            raise InputShapeError(f"expected a numeric matrix, got dtype {X.dtype}")
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a compiled Kernel holds native code: ship the model, compile per worker")
+
+
+def apply_link(margin: np.ndarray, link: str) -> np.ndarray:
+    """Turn summed margins (float64) into the native library's prediction."""
+    if link == "identity":
+        return margin
+    if link == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-margin))
+    if link == "exp":
+        return np.exp(margin)
+    if link == "softmax":
+        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    raise ValueError(f"unknown link {link!r}")

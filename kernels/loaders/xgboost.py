@@ -1,0 +1,135 @@
+"""XGBoost models saved as JSON or UBJSON (``Booster.save_model``) -> :class:`Forest`.
+
+XGBoost's own rule (``x < split_condition`` goes left, NaN follows ``default_left``) is the
+IR's rule, so thresholds and leaf values are taken as the float32 values XGBoost stores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from kernels.errors import ModelFormatError, UnsupportedModelError
+from kernels.ir import Forest
+from kernels.loaders import _ubjson
+from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
+
+# objective -> (link, how base_score becomes a margin)
+_OBJECTIVES: dict[str, str] = {
+    "binary:logistic": "sigmoid",
+    "reg:logistic": "sigmoid",
+    "binary:logitraw": "identity",
+    "reg:squarederror": "identity",
+    "reg:squaredlogerror": "identity",
+    "reg:pseudohubererror": "identity",
+    "reg:absoluteerror": "identity",
+    "reg:quantileerror": "identity",
+    "count:poisson": "exp",
+    "reg:gamma": "exp",
+    "reg:tweedie": "exp",
+}
+
+
+def load_xgboost(data: bytes, *, ubjson: bool) -> Forest:
+    """Parse the bytes of an XGBoost model file."""
+    try:
+        doc = _ubjson.loads(data) if ubjson else json.loads(data)
+        learner = doc["learner"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        kind = "UBJSON" if ubjson else "JSON"
+        raise ModelFormatError(f"not an XGBoost {kind} model ({exc})") from exc
+    return _learner_to_forest(learner, "xgboost-ubj" if ubjson else "xgboost-json")
+
+
+def _floats(value: Any) -> list[float]:
+    """base_score is ``"5E-1"`` before XGBoost 3 and ``"[5E-1]"`` (a vector) after."""
+    text = str(value).strip().strip("[]")
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def _base_margin(objective: str, link: str, base_score: float) -> float:
+    if link == "sigmoid":
+        if not 0.0 < base_score < 1.0:
+            raise ModelFormatError(f"base_score {base_score} outside (0, 1) for {objective}")
+        return math.log(base_score / (1.0 - base_score))
+    if link == "exp":
+        if base_score <= 0.0:
+            raise ModelFormatError(f"base_score {base_score} must be positive for {objective}")
+        return math.log(base_score)
+    return base_score
+
+
+def _learner_to_forest(learner: dict[str, Any], source_format: str) -> Forest:
+    objective = str(learner["objective"]["name"])
+    link = _OBJECTIVES.get(objective)
+    if link is None:
+        raise UnsupportedModelError(f"XGBoost objective {objective!r} is not supported")
+    booster = learner["gradient_booster"]
+    if booster.get("name") != "gbtree":
+        raise UnsupportedModelError(f"XGBoost booster {booster.get('name')!r} is not supported")
+    params = learner["learner_model_param"]
+    if int(params.get("num_class", 0)) > 1 or int(params.get("num_target", 1)) > 1:
+        raise UnsupportedModelError("multiclass and multi-target XGBoost models are not supported")
+    num_features = int(params["num_feature"])
+    model = booster["model"]
+    trees = [_tree(t, num_features) for t in model["trees"]]
+    groups = np.asarray(model.get("tree_info", [0] * len(trees)), dtype=np.int32)
+    if groups.shape[0] != len(trees) or (groups.size and groups.max() > 0):
+        raise ModelFormatError("tree_info does not match a single-output model")
+
+    base_scores = _floats(params["base_score"])
+    if len(base_scores) != 1:
+        raise ModelFormatError(f"expected one base_score, got {len(base_scores)}")
+    base_margin = np.array([_base_margin(objective, link, base_scores[0])], dtype=np.float64)
+
+    names = [str(n) for n in learner.get("feature_names") or []]
+    if names and len(names) != num_features:
+        raise ModelFormatError("feature_names length differs from num_feature")
+    arrays, offsets = concatenate([breadth_first(t) for t in trees])
+    return Forest(
+        **arrays,
+        tree_offsets=offsets,
+        tree_group=groups,
+        base_margin=base_margin,
+        link=link,
+        num_features=num_features,
+        feature_names=tuple(names or (f"f{i}" for i in range(num_features))),
+        objective=objective,
+        source_format=source_format,
+        metadata={"feature_types": ",".join(map(str, learner.get("feature_types") or []))},
+    )
+
+
+def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
+    if int(tree["tree_param"].get("size_leaf_vector", 1)) > 1:
+        raise UnsupportedModelError("vector-leaf (multi-target) trees are not supported")
+    split_type = np.asarray(tree.get("split_type", []), dtype=np.int64)
+    if split_type.size and split_type.any():
+        raise UnsupportedModelError("categorical splits are not supported yet")
+    left = np.asarray(tree["left_children"], dtype=np.int64)
+    right = np.asarray(tree["right_children"], dtype=np.int64)
+    n = left.shape[0]
+    feature = np.asarray(tree["split_indices"], dtype=np.int64)
+    # XGBoost stores float32 values; parse in float64 and round once to recover them.
+    cond = np.asarray(tree["split_conditions"], dtype=np.float64).astype(np.float32)
+    default_left = np.asarray(tree["default_left"], dtype=np.uint8)
+    for name, arr in (("right_children", right), ("split_indices", feature),
+                      ("split_conditions", cond), ("default_left", default_left)):
+        if arr.shape[0] != n:
+            raise ModelFormatError(f"tree {tree.get('id')}: {name} has {arr.shape[0]} != {n}")
+    inner = left >= 0
+    if n == 0 or (inner & ((left >= n) | (right < 0) | (right >= n))).any():
+        raise ModelFormatError(f"tree {tree.get('id')}: child index out of range")
+    if (inner & ((feature < 0) | (feature >= num_features))).any():
+        raise ModelFormatError(f"tree {tree.get('id')}: split feature out of range")
+    return TreeArrays(
+        feature=feature,
+        threshold=cond,
+        left=left,
+        right=right,
+        default_left=default_left,
+        value=cond.astype(np.float64),
+    )
