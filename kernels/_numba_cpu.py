@@ -7,15 +7,19 @@ block's rows pass through it, and each parallel iteration writes only its own ro
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
+
+from kernels.ir import Forest
 
 #: Rows per block: small enough that a block's rows stay in L1/L2 across all trees.
 BLOCK_ROWS = 64
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def predict_margin(  # noqa: PLR0913 - a kernel takes the forest as flat arrays
+def predict_margin(
     X: np.ndarray,
     feature: np.ndarray,
     threshold: np.ndarray,
@@ -59,3 +63,27 @@ def predict_margin(  # noqa: PLR0913 - a kernel takes the forest as flat arrays
         for r in range(stop - start):
             for k in range(n_out):
                 out[start + r, k] = acc[r, k]
+
+
+# Numba's default (workqueue) threading layer aborts the process when two threads launch
+# parallel kernels at once; the engine overlaps IO in threads, so launches are serialised
+# here. One launch already uses every core.
+_LAUNCH_LOCK = threading.Lock()
+
+
+class CpuLauncher:
+    """The forest's arrays bound to :func:`predict_margin`, with a thread count."""
+
+    def __init__(self, forest: Forest, *, n_threads: int | None = None) -> None:
+        self._args = tuple(np.ascontiguousarray(a) for a in forest.arrays().values())
+        self.n_threads = n_threads
+
+    def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
+        with _LAUNCH_LOCK:
+            previous = numba.get_num_threads()
+            try:
+                if self.n_threads is not None:
+                    numba.set_num_threads(min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
+                predict_margin(X, *self._args, out)
+            finally:
+                numba.set_num_threads(previous)

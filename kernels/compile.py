@@ -24,5 +24,5 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
     from kernels import _numba_cpu
 
     return Kernel(
-        forest, backend="numba", margin_fn=_numba_cpu.predict_margin, n_threads=n_threads
+        forest, backend="numba", launcher=_numba_cpu.CpuLauncher(forest, n_threads=n_threads)
     )

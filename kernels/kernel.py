@@ -1,12 +1,9 @@
-"""A compiled model: input validation at the boundary, the native call, the output link."""
+"""A compiled model: input validation at the boundary, the backend's launch, the output link."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
-import numba
 import numpy as np
 
 from kernels.errors import InputShapeError
@@ -14,12 +11,15 @@ from kernels.ir import Forest
 
 Output = Literal["prediction", "margin"]
 
-# Numba's default (workqueue) threading layer aborts the process when two threads launch
-# parallel kernels at once; the engine overlaps IO in threads, so launches are serialised
-# here. One launch already uses every core.
-_LAUNCH_LOCK = threading.Lock()
 
-MarginFn = Callable[..., None]
+class Launcher(Protocol):
+    """A backend's compiled forest: fills ``out`` (n_rows, n_outputs, float64) with margins.
+
+    ``X`` is C-contiguous float32 of shape (n_rows, n_features) with ``n_rows > 0``;
+    the forest's arrays are bound at construction (and copied to a device there if needed).
+    """
+
+    def __call__(self, X: np.ndarray, out: np.ndarray) -> None: ...
 
 
 class Kernel:
@@ -31,20 +31,14 @@ class Kernel:
         The model in IR form.
     backend
         The backend's name, as recorded in run records.
-    margin_fn
-        ``margin_fn(X, *forest_arrays, out)`` fills ``out`` (n_rows, n_outputs) with margins.
-    n_threads
-        Threads per launch; ``None`` uses Numba's default (every core).
+    launcher
+        The backend's compiled forest.
     """
 
-    def __init__(
-        self, forest: Forest, *, backend: str, margin_fn: MarginFn, n_threads: int | None = None
-    ) -> None:
+    def __init__(self, forest: Forest, *, backend: str, launcher: Launcher) -> None:
         self.forest = forest
         self.backend = backend
-        self.n_threads = n_threads
-        self._margin_fn = margin_fn
-        self._args = tuple(np.ascontiguousarray(a) for a in forest.arrays().values())
+        self._launcher = launcher
 
     @property
     def num_features(self) -> int:
@@ -66,14 +60,7 @@ class Kernel:
         X = self._check_input(X)
         margin = np.empty((X.shape[0], self.forest.num_outputs), dtype=np.float64)
         if X.shape[0]:
-            with _LAUNCH_LOCK:
-                previous = numba.get_num_threads()
-                try:
-                    if self.n_threads is not None:
-                        numba.set_num_threads(min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
-                    self._margin_fn(X, *self._args, margin)
-                finally:
-                    numba.set_num_threads(previous)
+            self._launcher(X, margin)
         result = margin if output == "margin" else apply_link(margin, self.forest.link)
         result = result.astype(np.float32)
         return result[:, 0] if result.shape[1] == 1 else result

@@ -116,8 +116,12 @@ def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
     # XGBoost stores float32 values; parse in float64 and round once to recover them.
     cond = np.asarray(tree["split_conditions"], dtype=np.float64).astype(np.float32)
     default_left = np.asarray(tree["default_left"], dtype=np.uint8)
-    for name, arr in (("right_children", right), ("split_indices", feature),
-                      ("split_conditions", cond), ("default_left", default_left)):
+    for name, arr in (
+        ("right_children", right),
+        ("split_indices", feature),
+        ("split_conditions", cond),
+        ("default_left", default_left),
+    ):
         if arr.shape[0] != n:
             raise ModelFormatError(f"tree {tree.get('id')}: {name} has {arr.shape[0]} != {n}")
     inner = left >= 0
