@@ -1,0 +1,18 @@
+"""The scoring job: Python API, CLI, job spec, lake IO, coordinator."""
+
+from engine.api import score
+from engine.coordinator import ScoreResult, run_job
+from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckError
+from engine.spec import JobSpec, load_job_file
+
+__all__ = [
+    "BadInputError",
+    "ExecutionError",
+    "JobSpec",
+    "LakescoreError",
+    "QualityCheckError",
+    "ScoreResult",
+    "load_job_file",
+    "run_job",
+    "score",
+]

@@ -1,0 +1,231 @@
+"""The coordinator: plan a run, execute its tasks, commit the result, write the run record.
+
+It runs on the driver and never touches score data; workers write parts, and only task
+records (counts, timings, summaries) come back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kernels
+from cluster import Executor, TaskFailed, make_executor
+from engine.errors import BadInputError, ExecutionError, LakescoreError
+from engine.features import resolve_features
+from engine.plan import ScoreTask, job_fingerprint, plan_tasks
+from engine.progress import Progress
+from engine.source import scan_source
+from engine.spec import JobSpec
+from engine.staging import Sink, check_sink, new_run_id
+from engine.stats import ColumnSummary
+from engine.task import ScoringWorker, TaskResult, WorkerConfig, load_kernel
+
+log = logging.getLogger("lakescore.coordinator")
+
+RUN_RECORD_VERSION = 1
+
+
+@dataclass
+class ScoreResult:
+    """What a run did; ``status`` is ``ok`` or ``failed``."""
+
+    run_id: str
+    sink: str
+    status: str
+    rows_scored: int
+    tasks: int
+    tasks_resumed: int
+    seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_scored / self.seconds if self.seconds > 0 else 0.0
+
+
+class WorkerFactory:
+    """Builds a :class:`ScoringWorker` where it is called (a thread, an actor).
+
+    In this process it reuses the kernel the driver already compiled; pickled (for a
+    remote worker) it carries only the config, and the worker compiles its own.
+    """
+
+    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+        self.config = config
+        self._kernel = kernel
+
+    def __call__(self) -> ScoringWorker:
+        return ScoringWorker(self.config, kernel=self._kernel)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "_kernel": None}
+
+
+def run_job(
+    spec: JobSpec, *, executor: Executor | None = None, progress: bool = True
+) -> ScoreResult:
+    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses."""
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).isoformat()
+
+    # Plan: every check that can fail on bad input runs before anything is written.
+    try:
+        forest = kernels.load_model(spec.model)
+    except kernels.KernelError as exc:
+        raise BadInputError(str(exc)) from None
+    features = resolve_features(forest.feature_names, spec.columns)
+    files = scan_source(spec.source, features, spec.id_column)
+    sink_path = Path(spec.sink)
+    check_sink(sink_path)
+    tasks = plan_tasks(files, task_rows=spec.task_rows)
+    fingerprint = job_fingerprint(
+        model_sha256=forest.sha256,
+        source=str(Path(spec.source).resolve()),
+        files=files,
+        id_column=spec.id_column,
+        features=features,
+    )
+    sink = Sink(sink_path)
+    run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
+
+    if sink.is_committed(run_id) and not (sink.staging_root / run_id).exists():
+        record = sink.read_run_record(run_id) or {}
+        log.info("run %s is already committed; nothing to do", run_id)
+        return _result_from_record(run_id, sink_path, record, started)
+
+    # Compile once on the driver too: a bad backend fails here, before staging exists.
+    kernel = load_kernel(spec.model, forest.sha256, spec.backend)
+    config = WorkerConfig(
+        model_path=spec.model,
+        model_sha256=forest.sha256,
+        backend=kernel.backend,
+        feature_columns=tuple(features.values()),
+        id_column=spec.id_column,
+        run_id=run_id,
+        data_dir="",
+        tasks_dir="",
+        batch_rows=spec.batch_rows,
+    )
+    job_doc = {
+        "model": spec.model,
+        "model_sha256": forest.sha256,
+        "source": spec.source,
+        "sink": spec.sink,
+        "id_column": spec.id_column,
+        "features": features,
+        "backend": kernel.backend,
+        "cluster": spec.cluster,
+    }
+    with sink.staging(run_id) as staging:
+        staging.start(fingerprint, job_doc)
+        config = WorkerConfig(
+            **{
+                **config.__dict__,
+                "data_dir": str(staging.data_dir),
+                "tasks_dir": str(staging.tasks_dir),
+            }
+        )
+        finished = staging.finished_tasks()
+        planned_ids = {t.task_id for t in tasks}
+        finished = {k: v for k, v in finished.items() if k in planned_ids}
+        pending = [t for t in tasks if t.task_id not in finished]
+        log.info(
+            "run %s: %d task(s), %d already done, %d row(s), backend %s",
+            run_id,
+            len(tasks),
+            len(finished),
+            sum(t.num_rows for t in tasks),
+            kernel.backend,
+        )
+        results = dict(finished)
+        owns_executor = executor is None
+        executor = executor or make_executor(spec.cluster, threads=spec.workers)
+        bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
+        record_base = {
+            "version": RUN_RECORD_VERSION,
+            "run_id": run_id,
+            "started_at": started_at,
+            "host": platform.node(),
+            "executor": executor.name,
+            "kernel_version": 1,
+            **job_doc,
+        }
+        try:
+            if not sink.is_committed(run_id):
+                for result in executor.execute(WorkerFactory(config, kernel), pending):
+                    results[result.task_id] = result
+                    bar.update(result.rows)
+        except TaskFailed as exc:
+            cause = exc.cause
+            staging.record_failure(
+                _record(record_base, tasks, results, started, "failed", error=str(cause))
+            )
+            if isinstance(cause, LakescoreError):
+                raise cause from None
+            raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
+        finally:
+            bar.close()
+            if owns_executor:
+                executor.shutdown()
+        record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+        staging.commit({results[t.task_id].part for t in tasks}, record)
+    log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
+    return _result_from_record(run_id, sink_path, record, started)
+
+
+def _record(
+    base: dict[str, Any],
+    tasks: list[ScoreTask],
+    results: dict[str, TaskResult],
+    started: float,
+    status: str,
+    error: str | None = None,
+    resumed: int = 0,
+) -> dict[str, Any]:
+    score = ColumnSummary()
+    stage_seconds: dict[str, float] = {}
+    for r in results.values():
+        score = score.merge(ColumnSummary.from_dict(r.score))
+        for stage, s in r.seconds.items():
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
+    seconds = time.perf_counter() - started
+    rows = sum(r.rows for r in results.values())
+    record = {
+        **base,
+        "status": status,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        "rows": rows,
+        "tasks": len(tasks),
+        "tasks_done": len(results),
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+        "stats": {"score": score.to_dict()},
+        "tasks_resumed": resumed,
+    }
+    if error is not None:
+        record["error"] = error
+    return record
+
+
+def _result_from_record(
+    run_id: str, sink: Path, record: dict[str, Any], started: float
+) -> ScoreResult:
+    return ScoreResult(
+        run_id=run_id,
+        sink=str(sink),
+        status=str(record.get("status", "ok")),
+        rows_scored=int(record.get("rows", 0)),
+        tasks=int(record.get("tasks", 0)),
+        tasks_resumed=int(record.get("tasks_resumed", 0)),
+        seconds=float(record.get("seconds", time.perf_counter() - started)),
+        stats=dict(record.get("stats", {})),
+        record=record,
+    )

@@ -1,0 +1,122 @@
+"""The source side of planning: list Parquet files, read their footers, check the schema.
+
+Only footers are read here (no data pages), so planning costs one small read per file.
+Every file must hold every column the job needs with a numeric type: a file that does not
+is bad input (schema drift), reported before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.errors import BadInputError
+
+
+def is_numeric(dtype: pa.DataType) -> bool:
+    """Arrow types a feature column may have; each casts to float32 (nulls become NaN)."""
+    return (
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_decimal(dtype)
+    )
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One Parquet file of the source and what its footer says."""
+
+    path: str
+    relpath: str
+    size: int
+    mtime_ns: int
+    row_group_rows: tuple[int, ...]
+    schema: pa.Schema
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.row_group_rows)
+
+
+def list_parquet_files(source: str) -> tuple[Path, list[Path]]:
+    """The source's root directory and its data files, sorted (stable task ids).
+
+    Files and directories whose names start with ``_`` or ``.`` are skipped, as dataset
+    readers do (``_SUCCESS``, ``_lakescore``, hidden temporary files).
+    """
+    root = Path(source)
+    if not root.exists():
+        raise BadInputError(f"source not found: {source}")
+    if root.is_file():
+        return root.parent, [root]
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+        for name in sorted(filenames):
+            if not name.startswith(("_", ".")):
+                files.append(Path(dirpath) / name)
+    return root, files
+
+
+def read_footer(path: Path, root: Path) -> SourceFile:
+    try:
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        raise BadInputError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
+    stat = path.stat()
+    return SourceFile(
+        path=str(path),
+        relpath=path.relative_to(root).as_posix() if path != root else path.name,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        row_group_rows=tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
+        schema=schema,
+    )
+
+
+def check_columns(file: SourceFile, features: dict[str, str], id_column: str | None) -> None:
+    """Raise naming the file and column when a needed column is absent or not numeric."""
+    names = set(file.schema.names)
+    if id_column is not None and id_column not in names:
+        raise BadInputError(f"{file.path}: id column {id_column!r} not found")
+    for feature, column in features.items():
+        if column not in names:
+            hint = f" (model feature {feature!r})" if feature != column else ""
+            raise BadInputError(f"{file.path}: feature column {column!r} not found{hint}")
+        dtype = file.schema.field(column).type
+        if not is_numeric(dtype):
+            raise BadInputError(
+                f"{file.path}: feature column {column!r} has type {dtype}, not numeric"
+            )
+
+
+def scan_source(source: str, features: dict[str, str], id_column: str | None) -> list[SourceFile]:
+    """Footers of every data file, each checked against the columns the job needs."""
+    root, paths = list_parquet_files(source)
+    files = [read_footer(p, root) for p in paths]
+    for f in files:
+        check_columns(f, features, id_column)
+    if id_column is not None and files:
+        first = files[0].schema.field(id_column).type
+        for f in files[1:]:
+            if f.schema.field(id_column).type != first:
+                other = f.schema.field(id_column).type
+                raise BadInputError(
+                    f"{f.path}: id column {id_column!r} has type {other}, "
+                    f"but {files[0].path} has {first}"
+                )
+    if sum(f.num_rows for f in files) == 0:
+        raise BadInputError(f"source {source}: no rows to score ({len(files)} file(s))")
+    return files
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception message (Arrow's messages run over several)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

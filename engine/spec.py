@@ -1,0 +1,150 @@
+"""The job spec: what to score, from where, to where. Built from CLI flags or a TOML file.
+
+A TOML job file uses the same names as the ``score`` command's flags::
+
+    model = "models/churn.json"
+    source = "lake/customers"
+    sink = "lake/scores"
+    id_column = "customer_id"
+    backend = "auto"          # auto | numba | cuda
+    cluster = "local"
+
+    [columns]                 # model feature -> source column, where the names differ
+    f0 = "spend_30d"
+
+Relative paths are relative to the job file. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BadInputError
+
+FORMATS = ("parquet",)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One scoring job.
+
+    Attributes
+    ----------
+    model
+        Path of the model file.
+    source
+        A Parquet file or a directory of Parquet files (hive partitions allowed).
+    sink
+        The output directory; created when missing.
+    id_column
+        Source column copied to the sink beside each score. Without one, rows are
+        identified by ``source_file`` and ``row_number`` (0-based within that file).
+    columns
+        Model feature name -> source column name, for features whose names differ.
+    backend
+        Kernel backend: ``auto`` picks the best available.
+    cluster
+        ``local`` (threads in this process).
+    run_id
+        Resume or re-commit a given run; by default an unfinished run of the same job is
+        resumed, or a new id is made.
+    batch_rows
+        Rows per Arrow record batch read from the source.
+    task_rows
+        Target rows per task (tasks are whole row groups of one file).
+    workers
+        Tasks in flight at once on the local executor.
+    """
+
+    model: str
+    source: str
+    sink: str
+    id_column: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    backend: str = "auto"
+    cluster: str = "local"
+    format: str = "parquet"
+    run_id: str | None = None
+    batch_rows: int = 65_536
+    task_rows: int = 262_144
+    workers: int = 2
+    trust_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise BadInputError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
+        for name in ("batch_rows", "task_rows", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadInputError(f"{name}: must be a positive integer, got {value!r}")
+        if not isinstance(self.columns, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
+        ):
+            raise BadInputError("columns: must map feature names to source column names")
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "source": str,
+    "sink": str,
+    "id_column": str,
+    "columns": dict,
+    "backend": str,
+    "cluster": str,
+    "format": str,
+    "run_id": str,
+    "batch_rows": int,
+    "task_rows": int,
+    "workers": int,
+    "trust_pickle": bool,
+}
+_PATH_FIELDS = ("model", "source", "sink")
+_REQUIRED = ("model", "source", "sink")
+
+assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step
+
+
+def load_job_file(path: str | Path) -> JobSpec:
+    """Read a TOML job spec; every error names the file and the key."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise BadInputError(f"job file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{path}: invalid TOML: {exc}") from None
+    return spec_from_mapping(doc, base_dir=path.parent, origin=str(path))
+
+
+def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> JobSpec:
+    unknown = sorted(set(doc) - set(_FIELD_TYPES))
+    if unknown:
+        raise BadInputError(f"{origin}: unknown key {unknown[0]!r}")
+    for key in _REQUIRED:
+        if key not in doc:
+            raise BadInputError(f"{origin}: missing required key {key!r}")
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        expected = _FIELD_TYPES[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = expected.__name__ if isinstance(expected, type) else expected
+            raise BadInputError(f"{origin}: key {key!r} must be {names}, got {value!r}")
+        if key in _PATH_FIELDS:
+            value = resolve_path(value, base_dir)
+        values[key] = value
+    try:
+        return JobSpec(**values)
+    except BadInputError as exc:
+        raise BadInputError(f"{origin}: {exc}") from None
+
+
+def resolve_path(value: str, base_dir: Path) -> str:
+    """Paths in a job file are relative to the file; URIs are left as they are."""
+    if "://" in value:
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p))

@@ -1,0 +1,167 @@
+"""The sink's staging area and the atomic commit of a run.
+
+Layout (everything under ``_lakescore/`` is ignored by dataset readers)::
+
+    <sink>/_lakescore/staging/<run_id>/job.json          fingerprint of the job
+    <sink>/_lakescore/staging/<run_id>/lock              held by the running coordinator
+    <sink>/_lakescore/staging/<run_id>/data/part-<task>.parquet
+    <sink>/_lakescore/staging/<run_id>/tasks/<task>.json written after its part
+    <sink>/<run_id>/part-<task>.parquet                  after the commit
+    <sink>/_lakescore/runs/<run_id>.json                 the run record
+
+The commit point is one directory rename (``data/`` -> ``<sink>/<run_id>/``), atomic on a
+local filesystem: readers see all of a run's rows or none. Everything after it (the run
+record, removing the staging directory) is rolled forward by the next invocation if the
+process dies in between, so a committed run is never committed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from engine._fsutil import atomic_write_json, fsync_dir, read_json
+from engine.errors import BadInputError, ExecutionError
+from engine.task import TaskResult, read_task_record
+
+META_DIR = "_lakescore"
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{secrets.token_hex(3)}"
+
+
+def check_sink(sink: Path) -> None:
+    """The sink must be a directory or not exist yet (its parent is created on demand)."""
+    if sink.exists() and not sink.is_dir():
+        raise BadInputError(f"sink {sink} is a file, not a directory")
+    for parent in sink.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInputError(f"sink {sink}: {parent} is a file, not a directory")
+            break
+
+
+class Sink:
+    """A Parquet sink directory: its committed runs, run records and staging areas."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.meta = self.root / META_DIR
+        self.staging_root = self.meta / "staging"
+        self.runs_dir = self.meta / "runs"
+
+    def committed_dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def run_record_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def is_committed(self, run_id: str) -> bool:
+        return self.committed_dir(run_id).is_dir()
+
+    def read_run_record(self, run_id: str) -> dict[str, Any] | None:
+        path = self.run_record_path(run_id)
+        return read_json(path) if path.exists() else None
+
+    def find_resumable(self, fingerprint: str) -> str | None:
+        """The newest unfinished run of the same job, if any."""
+        if not self.staging_root.is_dir():
+            return None
+        for run_dir in sorted(self.staging_root.iterdir(), reverse=True):
+            job = run_dir / "job.json"
+            if job.exists() and read_json(job).get("fingerprint") == fingerprint:
+                return run_dir.name
+        return None
+
+    def staging(self, run_id: str) -> RunStaging:
+        return RunStaging(self, run_id)
+
+
+class RunStaging:
+    """One run's staging directory. Use as a context manager: it holds the run's lock."""
+
+    def __init__(self, sink: Sink, run_id: str) -> None:
+        self.sink = sink
+        self.run_id = run_id
+        self.dir = sink.staging_root / run_id
+        self.data_dir = self.dir / "data"
+        self.tasks_dir = self.dir / "tasks"
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> RunStaging:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ExecutionError(
+                f"run {self.run_id} is already running in another process"
+            ) from None
+        self._lock_fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def start(self, fingerprint: str, job: dict[str, Any]) -> None:
+        """Record the job (first start) or check it is the same job (resume)."""
+        job_path = self.dir / "job.json"
+        if job_path.exists():
+            recorded = read_json(job_path).get("fingerprint")
+            if recorded != fingerprint:
+                raise BadInputError(
+                    f"run id {self.run_id} was started for a different job "
+                    "(model, source files or columns changed); use a new run id"
+                )
+        else:
+            atomic_write_json(job_path, {"fingerprint": fingerprint, "run_id": self.run_id, **job})
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tasks_dir.mkdir(parents=True, exist_ok=True)
+
+    def finished_tasks(self) -> dict[str, TaskResult]:
+        """Tasks whose record and part both exist (a part without record is redone)."""
+        done: dict[str, TaskResult] = {}
+        if not self.tasks_dir.is_dir():
+            return done
+        for record in self.tasks_dir.glob("*.json"):
+            try:
+                result = read_task_record(record)
+            except (ValueError, TypeError, OSError):
+                continue  # a torn record: redo the task
+            if (self.data_dir / result.part).exists() or self.sink.is_committed(self.run_id):
+                done[result.task_id] = result
+        return done
+
+    def commit(self, expected_parts: set[str], run_record: dict[str, Any]) -> None:
+        """Publish the run: the rename is the commit point; the rest rolls forward."""
+        target = self.sink.committed_dir(self.run_id)
+        if not target.exists():
+            present = {p.name for p in self.data_dir.glob("part-*.parquet")}
+            if present != expected_parts:
+                missing = sorted(expected_parts - present)[:3]
+                raise ExecutionError(f"run {self.run_id}: staged parts missing: {missing}")
+            for stray in self.data_dir.iterdir():  # temporary files of killed writers
+                if stray.name not in expected_parts:
+                    stray.unlink()
+            fsync_dir(self.data_dir)
+            os.rename(self.data_dir, target)
+            fsync_dir(self.sink.root)
+        self.finish(run_record)
+
+    def finish(self, run_record: dict[str, Any]) -> None:
+        atomic_write_json(self.sink.run_record_path(self.run_id), run_record)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def record_failure(self, run_record: dict[str, Any]) -> None:
+        """Keep the staging area for a resume; note the failure in the run record."""
+        atomic_write_json(self.sink.run_record_path(self.run_id), run_record)

@@ -1,0 +1,195 @@
+"""What a worker does with one :class:`~engine.plan.ScoreTask`.
+
+Stream the task's row groups as record batches (only the needed columns), build the
+feature matrix, score it, and write one Parquet part named by the task id into the run's
+staging area, then a small task record beside it. Only the record's contents travel back:
+score data never passes through the driver. A retried task overwrites its own part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import kernels
+from engine._fsutil import atomic_write_json, temp_path_for
+from engine.errors import BadInputError
+from engine.features import FeatureMatrixBuilder
+from engine.plan import ScoreTask
+from engine.source import one_line
+from engine.stats import ColumnSummary
+
+SCORE_COLUMN = "score"
+RUN_ID_COLUMN = "run_id"
+LOCATOR_COLUMNS = ("source_file", "row_number")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs to build its kernel and run tasks; small and picklable."""
+
+    model_path: str
+    model_sha256: str
+    backend: str
+    feature_columns: tuple[str, ...]
+    id_column: str | None
+    run_id: str
+    data_dir: str
+    tasks_dir: str
+    batch_rows: int
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    rows: int
+    part: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    score: dict[str, float | int | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> TaskResult:
+        return cls(**doc)  # type: ignore[arg-type]
+
+
+def load_kernel(model_path: str, expected_sha256: str, backend: str) -> kernels.Kernel:
+    """Load and compile the model, refusing a file that changed since the run was planned."""
+    try:
+        forest = kernels.load_model(model_path)
+        if expected_sha256 and forest.sha256 != expected_sha256:
+            raise BadInputError(
+                f"{model_path}: sha256 {forest.sha256[:12]}... differs from the planned "
+                f"{expected_sha256[:12]}... (the model file changed)"
+            )
+        return kernels.compile_model(forest, backend=backend)
+    except kernels.KernelError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+class ScoringWorker:
+    """Holds one compiled kernel; call it with tasks. Safe to share between threads."""
+
+    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+        self.config = config
+        self.kernel = kernel or load_kernel(config.model_path, config.model_sha256, config.backend)
+
+    def __call__(self, task: ScoreTask) -> TaskResult:
+        cfg = self.config
+        part = Path(cfg.data_dir) / f"part-{task.task_id}.parquet"
+        tmp = temp_path_for(part)
+        seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0}
+        summary = ColumnSummary()
+        builder = FeatureMatrixBuilder(list(cfg.feature_columns))
+        columns = list(
+            dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
+        )
+        rows = 0
+        writer: pq.ParquetWriter | None = None
+        try:
+            batches = _read_batches(task, columns, cfg.batch_rows)
+            while True:
+                t0 = time.perf_counter()
+                batch = next(batches, None)
+                t1 = time.perf_counter()
+                seconds["read"] += t1 - t0
+                if batch is None:
+                    break
+                X = builder.build(batch)
+                t2 = time.perf_counter()
+                scores = self.kernel.predict(X)
+                t3 = time.perf_counter()
+                table = self._output_table(task, batch, scores, rows)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                t4 = time.perf_counter()
+                summary = summary.merge(ColumnSummary.of(scores))
+                seconds["features"] += t2 - t1
+                seconds["kernel"] += t3 - t2
+                seconds["write"] += t4 - t3
+                rows += batch.num_rows
+            if writer is None:  # a task always covers rows, but be exact if a file lied
+                writer = pq.ParquetWriter(tmp, self._output_schema(task))
+            writer.close()
+            writer = None
+            _fsync_file(tmp)
+            os.replace(tmp, part)
+        finally:
+            if writer is not None:
+                writer.close()
+            tmp.unlink(missing_ok=True)
+        if rows != task.num_rows:
+            raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
+        result = TaskResult(
+            task_id=task.task_id,
+            rows=rows,
+            part=part.name,
+            seconds={k: round(v, 6) for k, v in seconds.items()},
+            score=summary.to_dict(),
+        )
+        atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
+        return result
+
+    def _output_table(
+        self, task: ScoreTask, batch: pa.RecordBatch, scores: np.ndarray, offset: int
+    ) -> pa.Table:
+        n = batch.num_rows
+        arrays: dict[str, pa.Array] = {}
+        if self.config.id_column is not None:
+            arrays[self.config.id_column] = batch.column(self.config.id_column)
+        else:
+            arrays[LOCATOR_COLUMNS[0]] = pa.array([task.relpath] * n, pa.string())
+            start = task.first_row + offset
+            arrays[LOCATOR_COLUMNS[1]] = pa.array(np.arange(start, start + n, dtype=np.int64))
+        arrays[SCORE_COLUMN] = pa.array(scores.astype(np.float32, copy=False))
+        arrays[RUN_ID_COLUMN] = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.config.run_id])
+        )
+        return pa.table(arrays)
+
+    def _output_schema(self, task: ScoreTask) -> pa.Schema:
+        ids = pq.ParquetFile(task.path).schema_arrow
+        fields: list[pa.Field] = []
+        if self.config.id_column is not None:
+            fields.append(ids.field(self.config.id_column))
+        else:
+            fields += [
+                pa.field(LOCATOR_COLUMNS[0], pa.string()),
+                pa.field(LOCATOR_COLUMNS[1], pa.int64()),
+            ]
+        fields += [
+            pa.field(SCORE_COLUMN, pa.float32()),
+            pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())),
+        ]
+        return pa.schema(fields)
+
+
+def _read_batches(task: ScoreTask, columns: list[str], batch_rows: int):
+    """Record batches of the task's row groups; read errors name the file."""
+    try:
+        pf = pq.ParquetFile(task.path)
+        yield from pf.iter_batches(
+            batch_size=batch_rows, row_groups=list(task.row_groups), columns=columns
+        )
+    except (pa.ArrowException, OSError) as exc:
+        raise BadInputError(f"{task.path}: cannot read Parquet data ({one_line(exc)})") from None
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def read_task_record(path: Path) -> TaskResult:
+    with open(path, encoding="utf-8") as fh:
+        return TaskResult.from_json(json.load(fh))
