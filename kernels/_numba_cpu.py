@@ -1,8 +1,16 @@
-"""The Numba CPU kernel: a parallel loop over row blocks, trees inside each block.
+"""The Numba CPU kernels: parallel over row tiles, every tree traversed per tile.
 
-Each block of rows walks every tree in turn, so one tree's nodes stay in L1 while the
-block's rows pass through it, and each parallel iteration writes only its own rows of
-``out`` (no shared accumulators). Margins accumulate in float64.
+A tile of ``TILE_ROWS`` rows is transposed to feature-major order once (with missing
+values resolved, see :mod:`kernels._cpu_layout`), then each tree moves all the tile's
+rows one level at a time. The inner loop over rows has no branches and no dependency
+between iterations, so the CPU overlaps many rows' loads; one tree's nodes and the tile
+stay in L1 throughout. Each parallel iteration writes only its own rows of ``out``.
+
+Indices are unsigned: Numba adds a wraparound check to every signed index, which costs
+more than the traversal step itself.
+
+Margins accumulate in float64 (the native libraries sum float32 or float64; float64 sits
+within their rounding). ``fastmath`` is off: it could change a comparison with NaN or inf.
 """
 
 from __future__ import annotations
@@ -12,57 +20,154 @@ import threading
 import numba
 import numpy as np
 
+from kernels._cpu_layout import (
+    MAX_PERFECT_DEPTH,
+    TILE_ROWS,
+    branch_free_exact,
+    perfect_layout,
+    sparse_layout,
+)
 from kernels.ir import Forest
 
-#: Rows per block: small enough that a block's rows stay in L1/L2 across all trees.
-BLOCK_ROWS = 64
+U = np.uint64
+#: Levels of a complete tree evaluated with vector compares instead of per-row lookups.
+SELECT_LEVELS = 3
+
+
+@numba.njit(inline="always", nogil=True, boundscheck=False)
+def _fill_tile(X, start, m, columns, xt):  # noqa: ANN001, ANN202
+    """Feature-major tile: rows [0, W) NaN -> -inf, rows [W, 2W) NaN -> +inf, row 2W -inf."""
+    width = columns.shape[0]
+    for j in range(width):
+        col = columns[j]
+        lo = j * TILE_ROWS
+        hi = (width + j) * TILE_ROWS
+        for r in range(m):
+            v = X[start + r, col]
+            nan = v != v
+            xt[lo + r] = -np.inf if nan else v
+            xt[hi + r] = np.inf if nan else v
+        for r in range(m, TILE_ROWS):
+            xt[lo + r] = 0.0
+            xt[hi + r] = 0.0
+    for r in range(TILE_ROWS):
+        xt[2 * width * TILE_ROWS + r] = -np.inf
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
+def predict_perfect(  # noqa: ANN201
+    X, columns, feature_offset, threshold, leaf_value, tree_group, base_margin, out
+):
+    n_rows = X.shape[0]
+    n_trees = feature_offset.shape[0]
+    depth = int(np.log2(leaf_value.shape[1]))
+    n_inner = feature_offset.shape[1]
+    n_out = base_margin.shape[0]
+    select_levels = min(SELECT_LEVELS, depth)
+    n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
+    for tile in numba.prange(n_tiles):
+        start = tile * TILE_ROWS
+        m = min(n_rows, start + TILE_ROWS) - start
+        xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
+        _fill_tile(X, start, m, columns, xt)
+        acc = np.zeros(n_out * TILE_ROWS, dtype=np.float64)
+        pos = np.zeros(TILE_ROWS, dtype=U)
+        go = np.zeros(TILE_ROWS, dtype=U)
+        for t in range(n_trees):
+            fo = feature_offset[t]
+            th = threshold[t]
+            for r in range(TILE_ROWS):
+                pos[r] = 0
+            # Top levels: few distinct nodes, so compare every row against each of them with
+            # contiguous loads (vectorised) and keep the answer of the row's own node.
+            for level in range(select_levels):
+                first = (1 << level) - 1
+                for c in range(1 << level):
+                    node = U(first + c)
+                    off = U(fo[node])
+                    cut = th[node]
+                    for r in range(TILE_ROWS):
+                        g = U(xt[off + U(r)] >= cut)
+                        go[r] = g if pos[r] == node else go[r]
+                for r in range(TILE_ROWS):
+                    pos[r] = U(2) * pos[r] + U(1) + go[r]
+            for level in range(select_levels, depth):
+                for r in range(TILE_ROWS):
+                    p = pos[r]
+                    pos[r] = U(2) * p + U(1) + U(xt[U(fo[p]) + U(r)] >= th[p])
+            leaves = leaf_value[t]
+            row0 = tree_group[t] * TILE_ROWS
+            for r in range(TILE_ROWS):
+                acc[row0 + r] += leaves[pos[r] - U(n_inner)]
+        for k in range(n_out):
+            for r in range(m):
+                out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
+def predict_sparse(  # noqa: ANN201
+    X, columns, left, feature_offset, threshold, value, roots, depths, tree_group, base_margin, out
+):
+    n_rows = X.shape[0]
+    n_trees = roots.shape[0]
+    n_out = base_margin.shape[0]
+    n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
+    for tile in numba.prange(n_tiles):
+        start = tile * TILE_ROWS
+        m = min(n_rows, start + TILE_ROWS) - start
+        xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
+        _fill_tile(X, start, m, columns, xt)
+        acc = np.zeros(n_out * TILE_ROWS, dtype=np.float64)
+        idx = np.zeros(TILE_ROWS, dtype=U)
+        for t in range(n_trees):
+            root = U(roots[t])
+            for r in range(TILE_ROWS):
+                idx[r] = root
+            for _ in range(depths[t]):
+                for r in range(TILE_ROWS):
+                    i = idx[r]
+                    idx[r] = U(left[i]) + U(xt[U(feature_offset[i]) + U(r)] >= threshold[i])
+            row0 = tree_group[t] * TILE_ROWS
+            for r in range(TILE_ROWS):
+                acc[row0 + r] += value[idx[r]]
+        for k in range(n_out):
+            for r in range(m):
+                out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def predict_margin(
-    X: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    default_left: np.ndarray,
-    value: np.ndarray,
-    tree_offsets: np.ndarray,
-    tree_group: np.ndarray,
-    base_margin: np.ndarray,
-    out: np.ndarray,
-) -> None:
+def predict_reference(  # noqa: ANN201
+    X,
+    feature,
+    threshold,
+    left,
+    right,
+    default_left,
+    value,
+    tree_offsets,
+    tree_group,
+    base_margin,
+    out,
+):
+    """The plain per-row walk with branches: exact for every forest, used where the
+    branch-free layouts are not (a ``-inf`` threshold), and as the tests' second opinion."""
     n_rows = X.shape[0]
     n_trees = tree_offsets.shape[0] - 1
     n_out = base_margin.shape[0]
-    n_blocks = (n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS
-    for block in numba.prange(n_blocks):
-        start = block * BLOCK_ROWS
-        stop = min(n_rows, start + BLOCK_ROWS)
-        acc = np.empty((stop - start, n_out), dtype=np.float64)
-        for r in range(stop - start):
-            for k in range(n_out):
-                acc[r, k] = base_margin[k]
+    for row in numba.prange(n_rows):
+        for k in range(n_out):
+            out[row, k] = base_margin[k]
         for t in range(n_trees):
             root = tree_offsets[t]
-            group = tree_group[t]
-            for r in range(stop - start):
-                row = start + r
-                node = 0
-                while True:
-                    f = feature[root + node]
-                    if f < 0:
-                        break
-                    x = X[row, f]
-                    if np.isnan(x):
-                        go_left = default_left[root + node] != 0
-                    else:
-                        go_left = x < threshold[root + node]
-                    node = left[root + node] if go_left else right[root + node]
-                acc[r, group] += value[root + node]
-        for r in range(stop - start):
-            for k in range(n_out):
-                out[start + r, k] = acc[r, k]
+            node = 0
+            while feature[root + node] >= 0:
+                x = X[row, feature[root + node]]
+                if np.isnan(x):
+                    go_left = default_left[root + node] != 0
+                else:
+                    go_left = x < threshold[root + node]
+                node = left[root + node] if go_left else right[root + node]
+            out[row, tree_group[t]] += value[root + node]
 
 
 # Numba's default (workqueue) threading layer aborts the process when two threads launch
@@ -71,19 +176,67 @@ def predict_margin(
 _LAUNCH_LOCK = threading.Lock()
 
 
-class CpuLauncher:
-    """The forest's arrays bound to :func:`predict_margin`, with a thread count."""
+def choose_layout(forest: Forest) -> str:
+    """``perfect`` for boosted trees, ``sparse`` for deep ones, ``reference`` otherwise."""
+    if forest.num_trees == 0 or not branch_free_exact(forest):
+        return "reference"
+    if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:
+        return "perfect"
+    return "sparse"
 
-    def __init__(self, forest: Forest, *, n_threads: int | None = None) -> None:
-        self._args = tuple(np.ascontiguousarray(a) for a in forest.arrays().values())
+
+class CpuLauncher:
+    """The forest laid out for one CPU kernel, launched with a fixed thread count."""
+
+    def __init__(
+        self, forest: Forest, *, n_threads: int | None = None, layout: str | None = None
+    ) -> None:
+        self.layout = layout or choose_layout(forest)
         self.n_threads = n_threads
+        group = np.ascontiguousarray(forest.tree_group, dtype=np.int64)
+        base = np.ascontiguousarray(forest.base_margin, dtype=np.float64)
+        if self.layout == "perfect":
+            p = perfect_layout(forest, int(forest.tree_depths().max()))
+            self._fn = predict_perfect
+            self._args = (p.tiles.columns, p.feature_offset, p.threshold, p.leaf_value, group, base)
+        elif self.layout == "sparse":
+            s = sparse_layout(forest)
+            self._fn = predict_sparse
+            self._args = (
+                s.tiles.columns,
+                s.left,
+                s.feature_offset,
+                s.threshold,
+                s.value,
+                s.roots,
+                s.depths,
+                group,
+                base,
+            )
+        elif self.layout == "reference":
+            self._fn = predict_reference
+            self._args = (
+                forest.feature,
+                forest.threshold,
+                forest.left,
+                forest.right,
+                forest.default_left,
+                forest.value,
+                forest.tree_offsets.astype(np.int64),
+                group,
+                base,
+            )
+        else:
+            raise ValueError(f"unknown CPU layout {self.layout!r}")
 
     def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
         with _LAUNCH_LOCK:
             previous = numba.get_num_threads()
             try:
                 if self.n_threads is not None:
-                    numba.set_num_threads(min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
-                predict_margin(X, *self._args, out)
+                    numba.set_num_threads(
+                        max(1, min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
+                    )
+                self._fn(X, *self._args, out)
             finally:
                 numba.set_num_threads(previous)
