@@ -35,7 +35,7 @@ SELECT_LEVELS = 3
 
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
-def _fill_tile(X, start, m, columns, xt):  # noqa: ANN001, ANN202
+def _fill_tile(X, start, m, columns, xt):
     """Feature-major tile: rows [0, W) NaN -> -inf, rows [W, 2W) NaN -> +inf, row 2W -inf."""
     width = columns.shape[0]
     for j in range(width):
@@ -55,7 +55,7 @@ def _fill_tile(X, start, m, columns, xt):  # noqa: ANN001, ANN202
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
-def predict_perfect(  # noqa: ANN201
+def predict_perfect(
     X, columns, feature_offset, threshold, leaf_value, tree_group, base_margin, out
 ):
     n_rows = X.shape[0]
@@ -91,7 +91,7 @@ def predict_perfect(  # noqa: ANN201
                         go[r] = g if pos[r] == node else go[r]
                 for r in range(TILE_ROWS):
                     pos[r] = U(2) * pos[r] + U(1) + go[r]
-            for level in range(select_levels, depth):
+            for _ in range(select_levels, depth):
                 for r in range(TILE_ROWS):
                     p = pos[r]
                     pos[r] = U(2) * p + U(1) + U(xt[U(fo[p]) + U(r)] >= th[p])
@@ -105,7 +105,7 @@ def predict_perfect(  # noqa: ANN201
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
-def predict_sparse(  # noqa: ANN201
+def predict_sparse(
     X, columns, left, feature_offset, threshold, value, roots, depths, tree_group, base_margin, out
 ):
     n_rows = X.shape[0]
@@ -136,7 +136,7 @@ def predict_sparse(  # noqa: ANN201
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def predict_reference(  # noqa: ANN201
+def predict_reference(
     X,
     feature,
     threshold,
