@@ -104,16 +104,18 @@ class Forest:
         return int(self.base_margin.shape[0])
 
     def tree_depths(self) -> np.ndarray:
-        """Depth of each tree (a lone leaf has depth 0)."""
+        """Depth of each tree (a lone leaf has depth 0), one vectorised pass per level."""
         depths = np.zeros(self.num_trees, dtype=np.int64)
-        for t in range(self.num_trees):
-            lo, hi = int(self.tree_offsets[t]), int(self.tree_offsets[t + 1])
-            level = np.zeros(hi - lo, dtype=np.int64)
-            for node in range(hi - lo):  # children always follow their parent
-                if self.feature[lo + node] >= 0:
-                    level[self.left[lo + node]] = level[node] + 1
-                    level[self.right[lo + node]] = level[node] + 1
-            depths[t] = level.max()
+        roots = self.tree_offsets[:-1].astype(np.int64)
+        tree_of_node = np.repeat(np.arange(self.num_trees), np.diff(self.tree_offsets))
+        frontier = roots
+        level = 0
+        while frontier.size:
+            depths[tree_of_node[frontier]] = level
+            inner = frontier[self.feature[frontier] >= 0]
+            base = roots[tree_of_node[inner]]
+            frontier = np.concatenate([base + self.left[inner], base + self.right[inner]])
+            level += 1
         return depths
 
     def arrays(self) -> dict[str, np.ndarray]:
