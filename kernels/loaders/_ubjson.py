@@ -113,6 +113,8 @@ class _Reader:
                 out[key] = self.scalar(elem_type or self.marker())
             return out
         while True:
+            while bytes(self.data[self.pos : self.pos + 1]) == b"N":  # no-op padding
+                self.pos += 1
             if bytes(self.data[self.pos : self.pos + 1]) == b"}":
                 self.pos += 1
                 return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.errors import ModelFormatError, UnsupportedModelError
+from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
 from kernels.ir import Forest
 from kernels.loaders import _ubjson
 from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
@@ -41,7 +41,14 @@ def load_xgboost(data: bytes, *, ubjson: bool) -> Forest:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         kind = "UBJSON" if ubjson else "JSON"
         raise ModelFormatError(f"not an XGBoost {kind} model ({exc})") from exc
-    return _learner_to_forest(learner, "xgboost-ubj" if ubjson else "xgboost-json")
+    try:
+        return _learner_to_forest(learner, "xgboost-ubj" if ubjson else "xgboost-json")
+    except KernelError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # A document with the right top level but a missing or mistyped field inside.
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFormatError(f"malformed XGBoost model: {what}") from exc
 
 
 def _floats(value: Any) -> list[float]:
