@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
+from kernels.cache import ModelCache, cache_enabled
 from kernels.errors import KernelError, ModelFormatError
 from kernels.ir import Forest
 from kernels.loaders.xgboost import load_xgboost
@@ -28,10 +29,12 @@ def detect_format(data: bytes, name: str = "") -> str:
     return "unknown"
 
 
-def load_model(path: str | Path) -> Forest:
+def load_model(path: str | Path, *, cache: bool | None = None) -> Forest:
     """Load a model file into the IR.
 
-    Supported: XGBoost JSON and UBJSON (``Booster.save_model``).
+    Supported: XGBoost JSON and UBJSON (``Booster.save_model``). With ``cache`` (the
+    default unless ``LAKESCORE_CACHE=0``) the parsed arrays are kept on disk by the file's
+    sha256 (see :mod:`kernels.cache`), so loading the same file again skips parsing.
 
     Raises
     ------
@@ -47,6 +50,10 @@ def load_model(path: str | Path) -> Forest:
         raise ModelFormatError(f"model file not found: {path}") from None
     except OSError as exc:
         raise ModelFormatError(f"cannot read model file {path}: {exc.strerror}") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    store = ModelCache() if (cache_enabled() if cache is None else cache) else None
+    if store is not None and (cached := store.get(sha256)) is not None:
+        return cached
     fmt = detect_format(data, path.name)
     if fmt in ("xgboost-json", "xgboost-ubj"):
         try:
@@ -59,4 +66,7 @@ def load_model(path: str | Path) -> Forest:
         raise ModelFormatError(f"{path}: LightGBM models are not supported yet")
     else:
         raise ModelFormatError(f"{path}: unknown model format (expected XGBoost JSON or UBJSON)")
-    return replace(forest, sha256=hashlib.sha256(data).hexdigest())
+    forest = replace(forest, sha256=sha256)
+    if store is not None:
+        store.put(forest)
+    return forest
