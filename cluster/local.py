@@ -15,6 +15,8 @@ from typing import Any
 
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
 
+_DONE = object()  # end of the task iterator (a task may be any object, None included)
+
 
 class LocalExecutor(BaseExecutor):
     name = "local"
@@ -38,8 +40,8 @@ class LocalExecutor(BaseExecutor):
         try:
             while True:
                 while not exhausted and len(pending) < self.max_in_flight:
-                    task = next(task_iter, None)
-                    if task is None:
+                    task = next(task_iter, _DONE)
+                    if task is _DONE:
                         exhausted = True
                         break
                     pending[self._pool.submit(worker, task)] = task

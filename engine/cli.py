@@ -4,6 +4,7 @@ usage, 3 execution failure (see DESIGN.md)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a job spec (TOML)")
     p.add_argument("job", help="job file")
+    p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
 
     p = sub.add_parser("inspect", help="format, objective, trees, depth, features of a model")
@@ -102,12 +104,13 @@ def _print_summary(result: object, as_json: bool) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
-    from engine.spec import JobSpec
+    from engine.spec import JobSpec, resolve_path
 
+    cwd = Path.cwd()  # the run record names files absolutely, like a job file's
     spec = JobSpec(
-        model=args.model,
-        source=args.source,
-        sink=args.sink,
+        model=resolve_path(args.model, cwd),
+        source=resolve_path(args.source, cwd),
+        sink=resolve_path(args.sink, cwd),
         id_column=args.id_column,
         columns=_parse_columns(args.columns),
         backend=args.backend,
@@ -126,7 +129,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
     from engine.spec import load_job_file
 
-    result = run_job(load_job_file(args.job), progress=not args.quiet)
+    spec = load_job_file(args.job)
+    if args.run_id:
+        spec = dataclasses.replace(spec, run_id=args.run_id)
+    result = run_job(spec, progress=not args.quiet)
     _print_summary(result, args.json)
     return 0
 

@@ -97,9 +97,20 @@ def run_job(
 
     if sink.is_committed(run_id) and not (sink.staging_root / run_id).exists():
         record = sink.read_run_record(run_id) or {}
+        if record.get("fingerprint", fingerprint) != fingerprint:
+            raise BadInputError(
+                f"run id {run_id} was committed for a different job "
+                "(model, source files or columns changed); use a new run id"
+            )
         log.info("run %s is already committed; nothing to do", run_id)
         return _result_from_record(run_id, sink_path, record, started)
 
+    owns_executor = executor is None
+    if executor is None:  # an unknown --cluster is bad input: fail before staging exists
+        try:
+            executor = make_executor(spec.cluster, threads=spec.workers)
+        except ValueError as exc:
+            raise BadInputError(f"cluster: {exc}") from None
     # Compile once on the driver too: a bad backend fails here, before staging exists.
     kernel = load_kernel(spec.model, forest.sha256, spec.backend)
     config = WorkerConfig(
@@ -123,6 +134,7 @@ def run_job(
         "backend": kernel.backend,
         "cluster": spec.cluster,
     }
+    created = sink.missing_dirs()
     with sink.staging(run_id) as staging:
         staging.start(fingerprint, job_doc)
         config = WorkerConfig(
@@ -145,8 +157,6 @@ def run_job(
             kernel.backend,
         )
         results = dict(finished)
-        owns_executor = executor is None
-        executor = executor or make_executor(spec.cluster, threads=spec.workers)
         bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
         record_base = {
             "version": RUN_RECORD_VERSION,
@@ -155,6 +165,7 @@ def run_job(
             "host": platform.node(),
             "executor": executor.name,
             "kernel_version": 1,
+            "fingerprint": fingerprint,
             **job_doc,
         }
         try:
@@ -164,6 +175,12 @@ def run_job(
                     bar.update(result.rows)
         except TaskFailed as exc:
             cause = exc.cause
+            if isinstance(cause, BadInputError):
+                # Bad data found while reading: a resume cannot help (fixing the file
+                # changes the job), so leave the sink exactly as it was before the run.
+                staging.discard()
+                sink.remove_empty_dirs(created)
+                raise cause from None
             staging.record_failure(
                 _record(record_base, tasks, results, started, "failed", error=str(cause))
             )

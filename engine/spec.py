@@ -17,6 +17,7 @@ Relative paths are relative to the job file. Unknown keys are an error.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -143,8 +144,11 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
 
 
 def resolve_path(value: str, base_dir: Path) -> str:
-    """Paths in a job file are relative to the file; URIs are left as they are."""
+    """Paths in a job file are relative to the file; URIs are left as they are.
+
+    The result is absolute, so the run record names the same file whatever the working
+    directory of the run or of whoever reads the record later.
+    """
     if "://" in value:
         return value
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p))
+    return os.path.abspath(base_dir / Path(value).expanduser())

@@ -17,6 +17,7 @@ process dies in between, so a committed run is never committed twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import os
@@ -79,6 +80,17 @@ class Sink:
             if job.exists() and read_json(job).get("fingerprint") == fingerprint:
                 return run_dir.name
         return None
+
+    def missing_dirs(self) -> list[Path]:
+        """The sink's directories that do not exist yet (a run creates them)."""
+        candidates = [*self.root.parents, self.root, self.meta, self.staging_root]
+        return [d for d in candidates if not d.exists()]
+
+    def remove_empty_dirs(self, created: list[Path]) -> None:
+        """Undo the creation of ``created`` directories that are still empty."""
+        for d in sorted(created, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
     def staging(self, run_id: str) -> RunStaging:
         return RunStaging(self, run_id)
@@ -160,6 +172,10 @@ class RunStaging:
 
     def finish(self, run_record: dict[str, Any]) -> None:
         atomic_write_json(self.sink.run_record_path(self.run_id), run_record)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Remove this run's staging area (its parts were never published)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def record_failure(self, run_record: dict[str, Any]) -> None:
