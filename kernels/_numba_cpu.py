@@ -228,6 +228,7 @@ class CpuLauncher:
             )
         else:
             raise ValueError(f"unknown CPU layout {self.layout!r}")
+        self._args = tuple(_read_only(a) for a in self._args)
 
     def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
         with _LAUNCH_LOCK:
@@ -237,6 +238,14 @@ class CpuLauncher:
                     numba.set_num_threads(
                         max(1, min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
                     )
-                self._fn(X, *self._args, out)
+                self._fn(_read_only(X), *self._args, out)
             finally:
                 numba.set_num_threads(previous)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only C-contiguous view: Numba compiles (and caches) one specialisation per
+    mutability, so every launch passes the same kind and no call pays a second compile."""
+    view = np.ascontiguousarray(a).view()
+    view.flags.writeable = False
+    return view
