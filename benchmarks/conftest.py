@@ -1,0 +1,235 @@
+"""Fixtures of the benchmark suite: the DESIGN reference model, its data, a ratio table.
+
+Reference model (DESIGN.md, "Performance targets"): XGBoost binary:logistic, 500 trees,
+max_depth 8, 50 float32 features with 2% NaN. It is trained once (100k rows, seed 0,
+``tree_method="hist"``) and cached under ``benchmarks/.cache/``, keyed by its parameters and
+the XGBoost version, so repeated runs skip training. Scoring data: 1M fresh rows from the
+same distribution (seed 1).
+
+Environment overrides:
+
+- ``LAKESCORE_BENCH_ROWS``: rows to score (default 1,000,000; a smoke run uses 20000);
+- ``LAKESCORE_BENCH_ROUNDS``: timed rounds per contender (default 3).
+
+Run with ``pytest benchmarks`` (``testpaths`` keeps plain ``pytest`` away from here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+import kernels
+
+ROWS = int(os.environ.get("LAKESCORE_BENCH_ROWS", "1000000"))
+ROUNDS = int(os.environ.get("LAKESCORE_BENCH_ROUNDS", "3"))
+CACHE_DIR = Path(__file__).parent / ".cache"
+
+N_FEATURES = 50
+NAN_RATE = 0.02
+TRAIN_ROWS = 100_000
+TRAIN_PARAMS = {
+    "objective": "binary:logistic",
+    "max_depth": 8,
+    "eta": 0.1,
+    "tree_method": "hist",
+    "seed": 0,
+}
+N_TREES = 500
+
+T = TypeVar("T")
+
+
+# --- the reference model and data --------------------------------------------------------
+
+
+def make_features(n_rows: int, seed: int) -> np.ndarray:
+    """C-contiguous float32 (n_rows, 50) standard normal with 2% NaN."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_rows, N_FEATURES), dtype=np.float32)
+    X[rng.random((n_rows, N_FEATURES), dtype=np.float32) < NAN_RATE] = np.nan
+    return X
+
+
+def make_labels(X: np.ndarray, seed: int) -> np.ndarray:
+    """Noisy binary labels from a nonlinear function of most features (deep, full trees)."""
+    rng = np.random.default_rng(seed)
+    Z = np.nan_to_num(X[:, :40]).astype(np.float64)
+    logit = (
+        Z[:, :10].sum(axis=1) * 0.4
+        + np.sin(2.0 * Z[:, 10:20]).sum(axis=1) * 0.5
+        + (Z[:, 20:30] * Z[:, 30:40]).sum(axis=1) * 0.3
+        + np.isnan(X[:, 0]) * 0.8
+    )
+    return (logit + rng.logistic(size=X.shape[0]) > 0).astype(np.float32)
+
+
+def reference_model_path() -> Path:
+    """The cached reference model, trained first if the cache lacks it."""
+    key = json.dumps(
+        {
+            "params": TRAIN_PARAMS,
+            "trees": N_TREES,
+            "rows": TRAIN_ROWS,
+            "features": N_FEATURES,
+            "nan": NAN_RATE,
+            "xgboost": xgb.__version__,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    path = CACHE_DIR / f"reference-{digest}.ubj"
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    X = make_features(TRAIN_ROWS, seed=0)
+    dtrain = xgb.DMatrix(X, label=make_labels(X, seed=0), missing=np.nan)
+    params = dict(TRAIN_PARAMS, nthread=os.cpu_count() or 1)
+    booster = xgb.train(params, dtrain, num_boost_round=N_TREES)
+    partial = path.with_suffix(f".{os.getpid()}.ubj")
+    booster.save_model(partial)
+    partial.replace(path)  # atomic: a concurrent or interrupted run never sees half a file
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_path() -> Path:
+    return reference_model_path()
+
+
+@pytest.fixture(scope="session")
+def reference_booster(reference_path: Path) -> xgb.Booster:
+    booster = xgb.Booster(model_file=str(reference_path))
+    if booster.num_boosted_rounds() != N_TREES:
+        raise RuntimeError(f"{reference_path}: expected {N_TREES} trees; delete the cache")
+    return booster
+
+
+@pytest.fixture(scope="session")
+def reference_forest(reference_path: Path) -> kernels.Forest:
+    return kernels.load_model(reference_path)
+
+
+@pytest.fixture(scope="session")
+def bench_X() -> np.ndarray:
+    """The rows every contender scores: ``ROWS`` x 50 float32, 2% NaN, seed 1."""
+    return make_features(ROWS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def checked_kernels(
+    reference_forest: kernels.Forest, reference_booster: xgb.Booster, bench_X: np.ndarray
+) -> dict[int, kernels.Kernel]:
+    """The numba kernel per thread count, compiled, warmed up and checked against XGBoost
+    on the first 10k rows (a fast wrong kernel would make every ratio meaningless)."""
+    compiled = {}
+    sample = bench_X[:10_000]
+    expected = reference_booster.inplace_predict(sample)
+    for n_threads in (1, 2):
+        kernel = kernels.compile_model(reference_forest, backend="numba", n_threads=n_threads)
+        np.testing.assert_allclose(kernel.predict(sample), expected, rtol=0, atol=1e-5)
+        compiled[n_threads] = kernel
+    return compiled
+
+
+# --- results and the ratio table ---------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    contender: str
+    n_threads: int
+    rows: int
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / min(self.seconds) if self.seconds else float("nan")
+
+
+_RESULTS = pytest.StashKey[dict[tuple[int, str], Timing]]()
+
+
+@pytest.fixture(scope="session")
+def bench_results(pytestconfig: pytest.Config) -> dict[tuple[int, str], Timing]:
+    """Best-of-rounds timings by (n_threads, contender), printed at the end of the session."""
+    return pytestconfig.stash.setdefault(_RESULTS, {})
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@pytest.fixture
+def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], T]], T]:
+    """``run(contender, n_threads, score)``: time ``score`` with ``benchmark.pedantic``
+    (``ROUNDS`` rounds, one call each), record rows/s and peak RSS in ``extra_info`` and
+    the timing for the end-of-session table; returns ``score``'s last result."""
+
+    def run(contender: str, n_threads: int, score: Callable[[], T]) -> T:
+        timing = Timing(contender=contender, n_threads=n_threads, rows=ROWS)
+
+        def timed() -> T:  # own clock: also works under --benchmark-disable
+            start = time.perf_counter()
+            result = score()
+            timing.seconds.append(time.perf_counter() - start)
+            return result
+
+        benchmark.group = f"reference model, {n_threads} thread(s)"
+        result = benchmark.pedantic(timed, rounds=ROUNDS, iterations=1)
+        bench_results[(n_threads, contender)] = timing
+        benchmark.extra_info.update(
+            contender=contender,
+            n_threads=n_threads,
+            rows=ROWS,
+            rows_per_s=round(timing.rows_per_s),
+            peak_rss_mib=round(peak_rss_mib(), 1),
+        )
+        return result
+
+    return run
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    results = config.stash.get(_RESULTS, {})
+    if not results:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("lakescore vs XGBoost inplace_predict (reference model)")
+    write(
+        f"{N_TREES} trees, depth {TRAIN_PARAMS['max_depth']}, {N_FEATURES} features, "
+        f"{NAN_RATE:.0%} NaN; rows/s = rows / best round; ratio = lakescore / xgboost"
+    )
+    write(
+        f"{'threads':>7}  {'rows':>9}  {'rounds':>6}  {'lakescore rows/s':>17}  "
+        f"{'xgboost rows/s':>15}  ratio"
+    )
+    nan = float("nan")
+    for n_threads in sorted({n for n, _ in results}):
+        ours = results.get((n_threads, "lakescore-numba"))
+        theirs = results.get((n_threads, "xgboost-inplace"))
+        ours_rate = ours.rows_per_s if ours else nan
+        theirs_rate = theirs.rows_per_s if theirs else nan
+        any_timing = ours or theirs
+        rows = any_timing.rows if any_timing else 0
+        rounds = len(any_timing.seconds) if any_timing else 0
+        write(
+            f"{n_threads:>7}  {rows:>9,}  {rounds:>6}  {ours_rate:>17,.0f}  "
+            f"{theirs_rate:>15,.0f}  {ours_rate / theirs_rate:5.2f}x"
+        )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    write(f"peak RSS {peak_rss_mib():,.0f} MiB (whole session); load average now {load}")
