@@ -5,12 +5,22 @@ Kernel test models (``tests/models.py``): trained, saved and compiled once per s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import models
 import pytest
 
 import kernels
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep the on-disk model cache of the whole session (and of the CLI processes it
+    starts) out of the user's home, so no test reads an entry another run left behind."""
+    root = tmp_path_factory.mktemp("lakescore-cache")
+    os.environ["LAKESCORE_CACHE_DIR"] = str(root)
+    return root
 
 # --- kernel test models ------------------------------------------------------------------
 

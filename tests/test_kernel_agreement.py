@@ -422,3 +422,75 @@ def test_read_only_input_is_scored_and_left_untouched(agreement_cases):
     X.setflags(write=False)
     np.testing.assert_array_equal(case.kernel.predict(X), case.kernel.predict(before))
     np.testing.assert_array_equal(X, before)
+
+
+# --- every CPU layout --------------------------------------------------------------------
+
+CPU_LAYOUTS = ("perfect", "sparse", "reference")
+
+
+@pytest.mark.parametrize("layout", CPU_LAYOUTS)
+@pytest.mark.parametrize("name", models.NAMES)
+def test_every_cpu_layout_agrees(agreement_cases, name, layout):
+    """``compile_model`` picks one layout per forest; each must be exact on its own, with
+    NaN, +-inf and values on thresholds, so the choice is only ever about speed."""
+    from dataclasses import replace
+
+    from kernels._cpu_layout import MAX_PERFECT_DEPTH
+    from kernels._numba_cpu import CpuLauncher
+
+    case = agreement_cases[(name, "json")]
+    if layout == "perfect" and int(case.forest.tree_depths().max()) > MAX_PERFECT_DEPTH:
+        pytest.skip("deeper than the complete-tree layout allows")
+    kernel = kernels.Kernel(
+        case.forest, backend="numba", launcher=CpuLauncher(case.forest, layout=layout)
+    )
+    rng = np.random.default_rng(11)
+    X = np.concatenate([threshold_rows(case, rng), all_thresholds_rows(case, rng, 300)])
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[rng.random(X.shape) < 0.03] = np.inf
+    X[rng.random(X.shape) < 0.03] = -np.inf
+    assert_agrees(replace(case, kernel=kernel), X)
+    assert_same_leaves(replace(case, kernel=kernel), X)
+
+
+def test_layout_choice_follows_depth_and_thresholds(loaded_forests):
+    """Boosted trees get the complete-tree layout; a -inf threshold (where the duplicated
+    tile would send a left-going NaN right) falls back to the reference walk."""
+    from dataclasses import replace
+
+    from kernels._numba_cpu import choose_layout
+
+    forest = next(iter(loaded_forests.values()))
+    assert choose_layout(forest) == "perfect"
+    inner = np.flatnonzero(forest.feature >= 0)
+    threshold = forest.threshold.copy()
+    threshold[inner[0]] = -np.inf
+    assert choose_layout(replace(forest, threshold=threshold)) == "reference"
+
+
+def test_deep_trees_use_the_sparse_layout_and_agree(tmp_path):
+    from kernels._numba_cpu import choose_layout
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6000, 8)).astype(np.float32)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.sin(np.nan_to_num(X[:, 0]) * 3) + np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2])
+    booster = xgb.train(
+        {"objective": "reg:squarederror", "max_depth": 16, "min_child_weight": 0,
+         "lambda": 0, "seed": 0, "nthread": 1},
+        xgb.DMatrix(X, y), 4,
+    )  # fmt: skip
+    path = tmp_path / "deep.json"
+    booster.save_model(path)
+    forest = kernels.load_model(path, cache=False)
+    assert int(forest.tree_depths().max()) > 10
+    assert choose_layout(forest) == "sparse"
+    kernel = kernels.compile_model(forest, backend="numba")
+    X[rng.random(X.shape) < 0.02] = np.inf
+    X[rng.random(X.shape) < 0.02] = -np.inf
+    np.testing.assert_allclose(
+        kernel.predict(X, output="margin"),
+        booster.inplace_predict(X, predict_type="margin"),
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
