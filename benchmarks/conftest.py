@@ -152,6 +152,7 @@ class Timing:
     n_threads: int
     rows: int
     seconds: list[float] = field(default_factory=list)
+    peak_rss_mib: float = 0.0
 
     @property
     def rows_per_s(self) -> float:
@@ -189,6 +190,7 @@ def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], 
 
         benchmark.group = f"reference model, {n_threads} thread(s)"
         result = benchmark.pedantic(timed, rounds=ROUNDS, iterations=1)
+        timing.peak_rss_mib = peak_rss_mib()
         bench_results[(n_threads, contender)] = timing
         benchmark.extra_info.update(
             contender=contender,
@@ -231,5 +233,17 @@ def pytest_terminal_summary(
             f"{n_threads:>7}  {rows:>9,}  {rounds:>6}  {ours_rate:>17,.0f}  "
             f"{theirs_rate:>15,.0f}  {ours_rate / theirs_rate:5.2f}x"
         )
+    others = sorted((n, c) for n, c in results if c not in ("lakescore-numba", "xgboost-inplace"))
+    if others:
+        write("")
+        write("other contenders (share = their rows/s / lakescore kernel rows/s, same threads)")
+        for n_threads, contender in others:
+            timing = results[(n_threads, contender)]
+            kernel = results.get((n_threads, "lakescore-numba"))
+            share = timing.rows_per_s / kernel.rows_per_s if kernel else nan
+            write(
+                f"{n_threads:>7}  {contender:<28} {timing.rows_per_s:>12,.0f} rows/s  "
+                f"share {share:5.2f}  peak RSS {timing.peak_rss_mib:,.0f} MiB"
+            )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     write(f"peak RSS {peak_rss_mib():,.0f} MiB (whole session); load average now {load}")

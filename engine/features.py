@@ -21,24 +21,27 @@ def resolve_features(feature_names: tuple[str, ...], mapping: dict[str, str]) ->
 
 
 class FeatureMatrixBuilder:
-    """Fills a reused float32 buffer with one batch's features, column by column.
+    """Fills a reused feature-major float32 buffer with one batch's features.
 
-    Nulls become NaN (the models' missing value); integers, booleans and decimals are
-    cast to float32 as the native libraries do.
+    Each Arrow column is copied once, contiguously, into its own row of the buffer; the
+    kernel gets the transposed view (an F-contiguous ``(n_rows, n_features)`` matrix) and
+    reads it column-wise, so no row-major matrix is ever built. Nulls become NaN (the
+    models' missing value); integers, booleans and decimals are cast to float32 as the
+    native libraries do.
     """
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
-        self._buffer = np.empty((0, len(columns)), dtype=np.float32)
+        self._buffer = np.empty((len(columns), 0), dtype=np.float32)
 
     def build(self, batch: pa.RecordBatch) -> np.ndarray:
         n = batch.num_rows
-        if self._buffer.shape[0] < n:
-            self._buffer = np.empty((n, len(self.columns)), dtype=np.float32)
-        out = self._buffer[:n]
+        if self._buffer.shape[1] != n:
+            # Batches all have batch_rows rows but the last; a new shape reallocates.
+            self._buffer = np.empty((len(self.columns), n), dtype=np.float32)
         for j, name in enumerate(self.columns):
-            out[:, j] = column_as_float32(batch.column(name))
-        return out
+            self._buffer[j] = column_as_float32(batch.column(name))
+        return self._buffer.T
 
 
 def column_as_float32(arr: pa.Array) -> np.ndarray:

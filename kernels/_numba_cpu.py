@@ -186,7 +186,13 @@ def choose_layout(forest: Forest) -> str:
 
 
 class CpuLauncher:
-    """The forest laid out for one CPU kernel, launched with a fixed thread count."""
+    """The forest laid out for one CPU kernel, launched with a fixed thread count.
+
+    It takes row-major and feature-major (F-contiguous) matrices alike: the tile fill reads
+    ``X[row, column]`` through Numba's strides, contiguous along rows for the latter.
+    """
+
+    accepts_feature_major = True
 
     def __init__(
         self, forest: Forest, *, n_threads: int | None = None, layout: str | None = None
@@ -246,6 +252,6 @@ class CpuLauncher:
 def _read_only(a: np.ndarray) -> np.ndarray:
     """A read-only C-contiguous view: Numba compiles (and caches) one specialisation per
     mutability, so every launch passes the same kind and no call pays a second compile."""
-    view = np.ascontiguousarray(a).view()
+    view = (a if a.flags.f_contiguous and a.ndim == 2 else np.ascontiguousarray(a)).view()
     view.flags.writeable = False
     return view

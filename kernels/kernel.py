@@ -15,7 +15,8 @@ Output = Literal["prediction", "margin"]
 class Launcher(Protocol):
     """A backend's compiled forest: fills ``out`` (n_rows, n_outputs, float64) with margins.
 
-    ``X`` is C-contiguous float32 of shape (n_rows, n_features) with ``n_rows > 0``;
+    ``X`` is float32 of shape (n_rows, n_features) with ``n_rows > 0``, C-contiguous, or
+    F-contiguous (feature-major) where the launcher sets ``accepts_feature_major``;
     the forest's arrays are bound at construction (and copied to a device there if needed).
     """
 
@@ -75,7 +76,15 @@ class Kernel:
             )
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
             raise InputShapeError(f"expected a numeric matrix, got dtype {X.dtype}")
+        if X.flags.f_contiguous and not X.flags.c_contiguous and self._launcher_takes_columns:
+            # Feature-major input (each column contiguous, as the engine builds it from Arrow
+            # columns) is read as it is: transposing it would cost more than scoring it.
+            return np.asarray(X, dtype=np.float32, order="F")
         return np.ascontiguousarray(X, dtype=np.float32)
+
+    @property
+    def _launcher_takes_columns(self) -> bool:
+        return bool(getattr(self._launcher, "accepts_feature_major", False))
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a compiled Kernel holds native code: ship the model, compile per worker")

@@ -22,6 +22,7 @@ def private_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["LAKESCORE_CACHE_DIR"] = str(root)
     return root
 
+
 # --- kernel test models ------------------------------------------------------------------
 
 

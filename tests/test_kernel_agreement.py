@@ -494,3 +494,27 @@ def test_deep_trees_use_the_sparse_layout_and_agree(tmp_path):
         booster.inplace_predict(X, predict_type="margin"),
         rtol=1e-5, atol=1e-5,
     )  # fmt: skip
+
+
+def test_feature_major_input_is_scored_in_place(agreement_cases, monkeypatch):
+    """The engine hands the kernel a transposed view of a (features, rows) buffer; it must
+    score identically to row-major input and reach the launcher without a transposing copy."""
+    case = agreement_cases[(models.NAMES[0], "json")]
+    rng = np.random.default_rng(12)
+    columns = rng.normal(size=(case.num_features, 777)).astype(np.float32)
+    columns[rng.random(columns.shape) < 0.1] = np.nan
+    X = columns.T
+    assert X.flags.f_contiguous and not X.flags.c_contiguous
+    seen = []
+    launcher = case.kernel._launcher
+    original = type(launcher).__call__
+
+    def spy(self, matrix, out):
+        seen.append(matrix)
+        return original(self, matrix, out)
+
+    monkeypatch.setattr(type(launcher), "__call__", spy)
+    got = case.kernel.predict(X)
+    np.testing.assert_array_equal(got, case.kernel.predict(np.ascontiguousarray(X)))
+    assert np.shares_memory(seen[0], columns)
+    assert_agrees(case, X)

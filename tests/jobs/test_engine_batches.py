@@ -22,7 +22,7 @@ def test_batches_never_exceed_batch_rows(model_file: Path, lake: Path, tmp_path:
         out = build(self, batch)
         with lock:
             built.append(batch.num_rows)
-            buffers.append(self._buffer.shape[0])
+            buffers.append(self._buffer.size // len(self.columns))
         return out
 
     monkeypatch.setattr(engine.features.FeatureMatrixBuilder, "build", spy)
