@@ -10,6 +10,7 @@ from kernels.errors import (
     KernelError,
     ModelFormatError,
     UnsupportedModelError,
+    UntrustedModelError,
 )
 from kernels.ir import Forest
 from kernels.kernel import Kernel
@@ -24,6 +25,7 @@ __all__ = [
     "KernelError",
     "ModelFormatError",
     "UnsupportedModelError",
+    "UntrustedModelError",
     "compile_model",
     "load_model",
 ]

@@ -25,3 +25,7 @@ class InputShapeError(KernelError):
 
 class BackendUnavailableError(KernelError):
     """The requested backend cannot run on this machine."""
+
+
+class UntrustedModelError(KernelError):
+    """Loading the file would unpickle it, and the caller did not say it is trusted."""

@@ -340,7 +340,6 @@ FORMAT_ERRORS = [
     pytest.param(_bad_child, id="child-out-of-range"),
     pytest.param(_bad_feature, id="feature-out-of-range"),
     pytest.param(_bad_base_score, id="base-score-outside-0-1"),
-    pytest.param(lambda m: pickle.dumps({"not": "a model"}), id="pickle"),
     pytest.param(lambda m: b"tree\nversion=v4\nnum_class=1\n", id="lightgbm-text"),
 ]
 
@@ -352,6 +351,17 @@ def test_unreadable_models_raise_model_format_error(trained_models, tmp_path, ma
     with pytest.raises(kernels.ModelFormatError) as excinfo:
         kernels.load_model(path)
     assert str(path) in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "model.joblib", "model.bin"])
+def test_pickles_are_refused_without_trust(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(kernels.UntrustedModelError) as excinfo:
+        kernels.load_model(path)
+    message = str(excinfo.value)
+    assert str(path) in message and "--trust-pickle" in message
+    assert isinstance(excinfo.value, ValueError)
 
 
 def test_missing_file(tmp_path):

@@ -1,17 +1,33 @@
-"""Model files -> :class:`~kernels.ir.Forest`, one module per format."""
+"""Model files -> :class:`~kernels.ir.Forest`, one module per format.
+
+Each format's loader is a function ``bytes -> Forest`` in its own module, imported only
+when a file of that format is loaded (so scoring an XGBoost model never imports sklearn).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from kernels.cache import ModelCache, cache_enabled
-from kernels.errors import KernelError, ModelFormatError
+from kernels.errors import KernelError, ModelFormatError, UntrustedModelError
 from kernels.ir import Forest
-from kernels.loaders.xgboost import load_xgboost
 
-__all__ = ["detect_format", "load_model"]
+__all__ = ["FORMATS", "detect_format", "load_model"]
+
+#: format -> (module, function) of its loader.
+FORMATS: dict[str, tuple[str, str]] = {
+    "xgboost-json": ("kernels.loaders.xgboost", "load_xgboost_json"),
+    "xgboost-ubj": ("kernels.loaders.xgboost", "load_xgboost_ubj"),
+    "lightgbm-text": ("kernels.loaders.lightgbm", "load_lightgbm_text"),
+    "skops": ("kernels.loaders.sklearn", "load_skops"),
+    "pickle": ("kernels.loaders.sklearn", "load_pickle"),
+}
+#: Formats whose loading runs code from the file: refused unless the caller trusts it.
+UNSAFE_FORMATS = frozenset({"pickle"})
 
 
 def detect_format(data: bytes, name: str = "") -> str:
@@ -24,17 +40,36 @@ def detect_format(data: bytes, name: str = "") -> str:
         return "xgboost-ubj"
     if head.startswith(b"\x80") or name.endswith((".pkl", ".pickle", ".joblib")):
         return "pickle"
-    if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
+    if head.startswith(b"PK\x03\x04") and name.endswith(".skops"):
+        return "skops"
+    if head.startswith((b"tree\n", b"tree\r\n")):
         return "lightgbm-text"
     return "unknown"
 
 
-def load_model(path: str | Path, *, cache: bool | None = None) -> Forest:
+def _loader(fmt: str) -> Callable[[bytes], Forest]:
+    module, function = FORMATS[fmt]
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        raise ModelFormatError(f"{fmt} models are not supported by this build") from None
+
+
+def load_model(
+    path: str | Path, *, trust_pickle: bool = False, cache: bool | None = None
+) -> Forest:
     """Load a model file into the IR.
 
-    Supported: XGBoost JSON and UBJSON (``Booster.save_model``). With ``cache`` (the
-    default unless ``LAKESCORE_CACHE=0``) the parsed arrays are kept on disk by the file's
-    sha256 (see :mod:`kernels.cache`), so loading the same file again skips parsing.
+    Parameters
+    ----------
+    path
+        XGBoost JSON or UBJSON (``Booster.save_model``), LightGBM text, scikit-learn as
+        skops, or (only with ``trust_pickle``) a pickle/joblib file.
+    trust_pickle
+        Allow unpickling, which runs code from the file: only for files you trust.
+    cache
+        Keep the parsed arrays on disk by the file's sha256 (see :mod:`kernels.cache`);
+        default on unless ``LAKESCORE_CACHE=0``.
 
     Raises
     ------
@@ -42,30 +77,38 @@ def load_model(path: str | Path, *, cache: bool | None = None) -> Forest:
         The file is missing, unreadable or of an unknown format.
     UnsupportedModelError
         The format is known but the model uses something lakescore cannot score.
+    UntrustedModelError
+        The file is a pickle and ``trust_pickle`` was not given.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ModelFormatError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"model path is a directory: {path}") from None
     except OSError as exc:
         raise ModelFormatError(f"cannot read model file {path}: {exc.strerror}") from None
+    fmt = detect_format(data, path.name)
+    if fmt == "unknown":
+        raise ModelFormatError(
+            f"{path}: unknown model format (expected XGBoost JSON/UBJSON, LightGBM text, "
+            "scikit-learn skops or pickle)"
+        )
+    # Checked before the cache: a cached copy of a pickle is still a pickle to the user.
+    if fmt in UNSAFE_FORMATS and not trust_pickle:
+        raise UntrustedModelError(
+            f"{path}: refusing to unpickle an untrusted file (pickles can run arbitrary code); "
+            "pass --trust-pickle / trust_pickle=True if you trust it, or save it with skops"
+        )
     sha256 = hashlib.sha256(data).hexdigest()
     store = ModelCache() if (cache_enabled() if cache is None else cache) else None
     if store is not None and (cached := store.get(sha256)) is not None:
         return cached
-    fmt = detect_format(data, path.name)
-    if fmt in ("xgboost-json", "xgboost-ubj"):
-        try:
-            forest = load_xgboost(data, ubjson=fmt == "xgboost-ubj")
-        except KernelError as exc:
-            raise type(exc)(f"{path}: {exc}") from None
-    elif fmt == "pickle":
-        raise ModelFormatError(f"{path}: pickled models are not supported yet")
-    elif fmt == "lightgbm-text":
-        raise ModelFormatError(f"{path}: LightGBM models are not supported yet")
-    else:
-        raise ModelFormatError(f"{path}: unknown model format (expected XGBoost JSON or UBJSON)")
+    try:
+        forest = _loader(fmt)(data)
+    except KernelError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     forest = replace(forest, sha256=sha256)
     if store is not None:
         store.put(forest)

@@ -33,6 +33,14 @@ _OBJECTIVES: dict[str, str] = {
 }
 
 
+def load_xgboost_json(data: bytes) -> Forest:
+    return load_xgboost(data, ubjson=False)
+
+
+def load_xgboost_ubj(data: bytes) -> Forest:
+    return load_xgboost(data, ubjson=True)
+
+
 def load_xgboost(data: bytes, *, ubjson: bool) -> Forest:
     """Parse the bytes of an XGBoost model file."""
     try:
