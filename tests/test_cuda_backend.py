@@ -2,13 +2,17 @@
 
 Numba reads ``NUMBA_ENABLE_CUDASIM`` once, when it is first imported, so the simulated half
 runs in a child process started with it set: the child (this file run as a script) compiles
-each saved model with ``backend="cuda"`` and saves its margins; the tests compare them here
-with ``xgboost.Booster.inplace_predict`` and the ``numba`` backend. The simulator runs each
-GPU thread as a Python thread, so models and batches stay small.
+each saved model with ``backend="cuda"`` and saves its margins for every launcher variant;
+the tests compare them here with ``xgboost.Booster.inplace_predict``, the ``numba`` backend
+and the IR's rule walked in numpy. Forests the perfect traversal must refuse (a ``-inf``
+threshold, trees deeper than it pads) and thresholds of exactly zero (``-0.0`` against
+``+0.0`` rows) are built from the saved models. The simulator runs each GPU thread as a
+Python thread, so models and batches stay small.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -20,6 +24,7 @@ import numpy as np
 import pytest
 
 from kernels import BackendUnavailableError, Forest, compile_model, load_model
+from kernels._cpu_layout import MAX_PERFECT_DEPTH
 from kernels._numba_cpu import CpuLauncher
 from kernels.kernel import apply_link
 
@@ -30,13 +35,26 @@ MODELS: dict[str, tuple[dict[str, Any], int]] = {
     "binary": ({"objective": "binary:logistic", "max_depth": 4}, 10),
     "regression": ({"objective": "reg:squarederror", "max_depth": 3, "base_score": 0.3}, 8),
 }
-#: name -> CudaLauncher keywords: rows staged in shared memory (the default), rows read
-#: from global memory, and batches split into 5 chunks (a short last one) over both streams.
+#: name -> CudaLauncher keywords. Perfect traversal: the default (trees in pairs, rows
+#: staged by thread), single trees, rows staged by warp, NaN resolved in two staged copies,
+#: uint32 keys, nodes in shared memory 3 trees at a time (pairs cut at chunk ends) with and
+#: without copies; the walk with rows in shared and in global memory; and batches split into
+#: 5 chunks (a short last one) over both streams.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "shared": {},
-    "global": {"rows_in_shared": False},
+    "perfect": {},
+    "single": {"pair_trees": False},
+    "warp_staging": {"stage_by_thread": False, "threads_per_block": 64},
+    "nan_copies": {"nan_copies": True},
+    "keys": {"keys": True, "threads_per_block": 64},
+    "trees_in_shared": {"trees_in_shared": 3},
+    "trees_in_shared_copies": {"trees_in_shared": 3, "nan_copies": True, "pair_trees": False},
+    "walk": {"traversal": "walk"},
+    "walk_global": {"traversal": "walk", "rows_in_shared": False},
     "chunked": {"chunk_rows": 64, "threads_per_block": 32},
 }
+#: Built from the saved models (see _special): name -> the traversal every variant must use
+#: (None: the one it asks for).
+SPECIAL = {"neg_inf": "walk", "too_deep": "walk", "zero_thresholds": None, "three_outputs": None}
 N_ROWS = 300
 
 
@@ -67,9 +85,63 @@ def _hard_rows(forest: Forest, n_rows: int, seed: int) -> np.ndarray:
     return X
 
 
+def _special(name: str, work: Path) -> tuple[Forest, np.ndarray]:
+    """A forest and rows derived from the saved binary model (the same in both processes)."""
+    forest = load_model(work / "binary.json")
+    X = np.load(work / "binary.X.npy")
+    inner = np.flatnonzero(forest.feature >= 0)
+    threshold = forest.threshold.copy()
+    if name == "neg_inf":  # -inf >= -inf: the branch-free rule would send a left NaN right
+        threshold[inner[len(inner) // 2]] = -np.inf
+    elif name == "zero_thresholds":  # keys must compare -0.0 equal to +0.0
+        on_f0 = inner[forest.feature[inner] == 0]
+        threshold[on_f0] = np.where(np.arange(on_f0.size) % 2, np.float32(-0.0), 0.0)
+        X = X.copy()
+        X[::3, 0] = np.float32(-0.0)
+        X[1::3, 0] = 0.0
+    elif name == "too_deep":
+        return _chain(MAX_PERFECT_DEPTH + 1, forest.num_features), X
+    elif name == "three_outputs":  # tree t adds to output t % 3, as XGBoost's multiclass
+        group = (np.arange(forest.num_trees) % 3).astype(np.int32)
+        base = np.array([0.1, -0.2, 0.3])
+        return dataclasses.replace(forest, tree_group=group, base_margin=base), X
+    return dataclasses.replace(forest, threshold=threshold), X
+
+
+def _chain(depth: int, n_features: int) -> Forest:
+    """One tree of ``depth`` splits, each with a leaf on its left: too deep to pad."""
+    n = 2 * depth + 1
+    inner = np.arange(0, n - 1, 2)
+    feature = np.full(n, -1, np.int32)
+    feature[inner] = np.arange(depth) % n_features
+    threshold = np.zeros(n, np.float32)
+    threshold[inner] = np.linspace(-1, 1, depth)
+    left = np.full(n, -1, np.int32)
+    right = np.full(n, -1, np.int32)
+    left[inner], right[inner] = inner + 1, inner + 2
+    default_left = np.zeros(n, np.uint8)
+    default_left[inner] = np.arange(depth) % 2
+    return Forest(
+        feature=feature,
+        threshold=threshold,
+        left=left,
+        right=right,
+        default_left=default_left,
+        value=np.where(feature < 0, np.arange(n) / 16, 0.0),
+        tree_offsets=np.array([0, n], np.int64),
+        tree_group=np.zeros(1, np.int32),
+        base_margin=np.array([0.5]),
+        link="identity",
+        num_features=n_features,
+        feature_names=tuple(f"f{i}" for i in range(n_features)),
+        objective="reg:squarederror",
+        source_format="test",
+    )
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Per model: the booster, its forest, hard rows, and the simulated CUDA margins."""
+    """Per model and special forest: its forest, rows, and margins and traversal per variant."""
     work = tmp_path_factory.mktemp("cudasim")
     cases: dict[str, dict[str, Any]] = {}
     for seed, (name, (params, rounds)) in enumerate(MODELS.items()):
@@ -79,6 +151,9 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
         X = _hard_rows(forest, N_ROWS, seed)
         np.save(work / f"{name}.X.npy", X)
         cases[name] = {"booster": booster, "forest": forest, "X": X}
+    for name in SPECIAL:
+        forest, X = _special(name, work)
+        cases[name] = {"forest": forest, "X": X}
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=300
@@ -87,6 +162,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     report = json.loads((work / "report.json").read_text())
     for name, case in cases.items():
         case["auto_backend"] = report["auto_backend"]
+        case["traversal"] = report["traversal"][name]
         case["margins"] = {v: np.load(work / f"{name}.{v}.npy") for v in VARIANTS}
     return cases
 
@@ -97,13 +173,13 @@ def test_cuda_matches_xgboost(cases: dict[str, dict[str, Any]], model: str) -> N
     case = cases[model]
     expected = case["booster"].inplace_predict(case["X"])
     for variant, margins in case["margins"].items():
-        got = apply_link(margins, case["forest"].link)[:, 0]
-        assert np.abs(got - expected).max() <= 1e-6, variant
+        got = apply_link(margins, case["forest"].link)
+        assert np.abs(got - expected.reshape(got.shape)).max() <= 1e-6, variant
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, *SPECIAL])
 def test_cuda_margins_equal_tree_order_walk(
     cases: dict[str, dict[str, Any]], model: str, variant: str
 ) -> None:
@@ -114,7 +190,7 @@ def test_cuda_margins_equal_tree_order_walk(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, "three_outputs"])
 def test_cuda_margins_match_cpu(cases: dict[str, dict[str, Any]], model: str, variant: str) -> None:
     """The CPU backend may add leaf values in another order: equal up to float64 rounding."""
     case = cases[model]
@@ -124,8 +200,29 @@ def test_cuda_margins_match_cpu(cases: dict[str, dict[str, Any]], model: str, va
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", [*MODELS, *SPECIAL])
+def test_variants_run_the_traversal_asked_for(cases: dict[str, dict[str, Any]], model: str) -> None:
+    """Perfect where it is exact, the walk for -inf thresholds and over-deep trees."""
+    for variant, options in VARIANTS.items():
+        asked = options.get("traversal", "perfect")
+        expected = SPECIAL.get(model) or asked
+        assert cases[model]["traversal"][variant] == expected, variant
+
+
+@pytest.mark.slow
 def test_auto_never_picks_the_simulator(cases: dict[str, dict[str, Any]]) -> None:
     assert cases["binary"]["auto_backend"] == "numba"
+
+
+def test_float_keys_order_like_floats() -> None:
+    from kernels._numba_cuda import float_keys
+
+    values = np.array(
+        [-np.inf, -3e38, -1.5, -1e-45, -0.0, 0.0, 1e-45, 1.17549435e-38, 1.0, 3e38, np.inf],
+        dtype=np.float32,
+    )
+    keys = float_keys(values)
+    np.testing.assert_array_equal(keys[:, None] >= keys[None, :], values[:, None] >= values)
 
 
 def test_cuda_without_gpu_is_unavailable(tmp_path: Path) -> None:
@@ -158,21 +255,28 @@ def _walk(forest: Forest, X: np.ndarray) -> np.ndarray:
 
 
 def _simulated(work: Path) -> None:
-    """The child: compile every saved model with the CUDA backend and save its margins."""
+    """The child: every saved model and special forest through every launcher variant."""
     from kernels._numba_cuda import CudaLauncher, is_simulated
 
     assert is_simulated(), "run with NUMBA_ENABLE_CUDASIM=1"
-    report: dict[str, str] = {}
-    for name in MODELS:
-        forest = load_model(work / f"{name}.json")
-        X = np.load(work / f"{name}.X.npy")
-        assert compile_model(forest, backend="cuda").backend == "cuda"
-        report["auto_backend"] = compile_model(forest).backend
+    report: dict[str, Any] = {"traversal": {}}
+    inputs = {
+        name: (load_model(work / f"{name}.json"), np.load(work / f"{name}.X.npy"))
+        for name in MODELS
+    }
+    inputs.update({name: _special(name, work) for name in SPECIAL})
+    for name, (forest, X) in inputs.items():
+        if name in MODELS:
+            assert compile_model(forest, backend="cuda").backend == "cuda"
+            report["auto_backend"] = compile_model(forest).backend
+        report["traversal"][name] = {}
         for variant, options in VARIANTS.items():
             # The launcher itself, for float64 margins (predict returns float32).
-            margins = np.full((X.shape[0], forest.num_outputs), np.nan)
-            CudaLauncher(forest, **options)(X, margins)
+            launcher = CudaLauncher(forest, **options)
+            margins = np.full((X.shape[0], forest.num_outputs), np.nan)  # all must be written
+            launcher(X, margins)
             np.save(work / f"{name}.{variant}.npy", margins)
+            report["traversal"][name][variant] = launcher.traversal
     (work / "report.json").write_text(json.dumps(report))
 
 

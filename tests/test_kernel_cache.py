@@ -52,7 +52,7 @@ def test_second_load_is_a_cache_hit_that_skips_parsing(model_file, cache_dir, mo
     def no_parsing(*args, **kwargs):
         raise AssertionError("the cached load parsed the file")
 
-    monkeypatch.setattr("kernels.loaders.load_xgboost", no_parsing)
+    monkeypatch.setattr("kernels.loaders.xgboost.load_xgboost_json", no_parsing)
     second = kernels.load_model(model_file)
     _same(first, second)
 
