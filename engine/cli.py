@@ -32,6 +32,16 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
     p.add_argument("--workers", type=int, default=2, help="tasks in flight (local executor)")
+    _add_trust_flag(p)
+
+
+def _add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_true",
+        help="allow a pickle/joblib model file (unpickling runs code from the file)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="format, objective, trees, depth, features of a model")
     p.add_argument("model")
+    _add_trust_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("compile", help="compile a model (warms Numba's cache)")
     p.add_argument("model")
+    _add_trust_flag(p)
     p.add_argument("--backend", default="auto")
     return parser
 
@@ -119,6 +131,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         batch_rows=args.batch_rows,
         workers=args.workers,
+        trust_pickle=args.trust_pickle,
     )
     result = run_job(spec, progress=not args.quiet)
     _print_summary(result, args.json)
@@ -161,7 +174,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import kernels
 
-    info = _load(args.model).describe()
+    info = _load(args.model, args.trust_pickle).describe()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -180,7 +193,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     import kernels
 
-    forest = _load(args.model)
+    forest = _load(args.model, args.trust_pickle)
     start = time.perf_counter()
     try:
         kernel = kernels.compile_model(forest, backend=args.backend)

@@ -77,7 +77,7 @@ def run_job(
 
     # Plan: every check that can fail on bad input runs before anything is written.
     try:
-        forest = kernels.load_model(spec.model)
+        forest = kernels.load_model(spec.model, trust_pickle=spec.trust_pickle)
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, spec.columns)
@@ -112,7 +112,7 @@ def run_job(
         except ValueError as exc:
             raise BadInputError(f"cluster: {exc}") from None
     # Compile once on the driver too: a bad backend fails here, before staging exists.
-    kernel = load_kernel(spec.model, forest.sha256, spec.backend)
+    kernel = load_kernel(spec.model, forest.sha256, spec.backend, trust_pickle=spec.trust_pickle)
     config = WorkerConfig(
         model_path=spec.model,
         model_sha256=forest.sha256,
@@ -123,6 +123,7 @@ def run_job(
         data_dir="",
         tasks_dir="",
         batch_rows=spec.batch_rows,
+        trust_pickle=spec.trust_pickle,
     )
     job_doc = {
         "model": spec.model,

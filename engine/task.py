@@ -44,6 +44,7 @@ class WorkerConfig:
     data_dir: str
     tasks_dir: str
     batch_rows: int
+    trust_pickle: bool = False
 
 
 @dataclass
@@ -62,10 +63,12 @@ class TaskResult:
         return cls(**doc)  # type: ignore[arg-type]
 
 
-def load_kernel(model_path: str, expected_sha256: str, backend: str) -> kernels.Kernel:
+def load_kernel(
+    model_path: str, expected_sha256: str, backend: str, *, trust_pickle: bool = False
+) -> kernels.Kernel:
     """Load and compile the model, refusing a file that changed since the run was planned."""
     try:
-        forest = kernels.load_model(model_path)
+        forest = kernels.load_model(model_path, trust_pickle=trust_pickle)
         if expected_sha256 and forest.sha256 != expected_sha256:
             raise BadInputError(
                 f"{model_path}: sha256 {forest.sha256[:12]}... differs from the planned "
@@ -81,7 +84,12 @@ class ScoringWorker:
 
     def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
         self.config = config
-        self.kernel = kernel or load_kernel(config.model_path, config.model_sha256, config.backend)
+        self.kernel = kernel or load_kernel(
+            config.model_path,
+            config.model_sha256,
+            config.backend,
+            trust_pickle=config.trust_pickle,
+        )
 
     def __call__(self, task: ScoreTask) -> TaskResult:
         cfg = self.config

@@ -7,6 +7,7 @@ sink that does not exist (it must still not exist).
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ def garbage_model(tmp: Path, model: Path, lake: Path) -> Case:
     path = tmp / "model.json"
     path.write_bytes(np.random.default_rng(5).bytes(4096).replace(b"{", b"x"))
     return Case(_args(path, lake), [str(path), "unknown model format"])
+
+
+def untrusted_pickle_model(tmp: Path, model: Path, lake: Path) -> Case:
+    path = tmp / "model.pkl"
+    path.write_bytes(pickle.dumps({"not": "opened"}))  # never unpickled without the flag
+    return Case(_args(path, lake), [str(path), "--trust-pickle"])
 
 
 def not_json_model(tmp: Path, model: Path, lake: Path) -> Case:
@@ -153,6 +160,7 @@ CASES = [
     missing_source,
     missing_model,
     garbage_model,
+    untrusted_pickle_model,
     not_json_model,
     empty_model,
     json_model_without_trees,
