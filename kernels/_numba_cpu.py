@@ -135,22 +135,19 @@ def predict_sparse(
                 out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
 
 
+#: LightGBM's zero band, ``-k < x <= k`` with ``k = kZeroThreshold``, a double set from
+#: the float literal ``1e-35f`` (so k is float32(1e-35), a little above 1e-35).
+ZERO_BAND = float(np.float32(1e-35))
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def predict_reference(
-    X,
-    feature,
-    threshold,
-    left,
-    right,
-    default_left,
-    value,
-    tree_offsets,
-    tree_group,
-    base_margin,
-    out,
-):
-    """The plain per-row walk with branches: exact for every forest, used where the
-    branch-free layouts are not (a ``-inf`` threshold), and as the tests' second opinion."""
+    X, feature, threshold, left, right, default_left, value, tree_offsets, tree_group,
+    zero_missing, categorical, cat_start, cat_len, cat_bits, base_margin, out,
+):  # fmt: skip
+    """The plain per-row walk with branches: exact for every forest the IR can hold, used
+    where the branch-free layouts are not (categorical splits, LightGBM's zero band, a
+    ``-inf`` threshold), and as the tests' second opinion."""
     n_rows = X.shape[0]
     n_trees = tree_offsets.shape[0] - 1
     n_out = base_margin.shape[0]
@@ -159,15 +156,26 @@ def predict_reference(
             out[row, k] = base_margin[k]
         for t in range(n_trees):
             root = tree_offsets[t]
-            node = 0
-            while feature[root + node] >= 0:
-                x = X[row, feature[root + node]]
-                if np.isnan(x):
-                    go_left = default_left[root + node] != 0
+            node = root
+            while feature[node] >= 0:
+                x = X[row, feature[node]]
+                missing = np.isnan(x) or (
+                    zero_missing[node] != 0 and x > -ZERO_BAND and x <= ZERO_BAND
+                )
+                if missing:
+                    go_left = default_left[node] != 0
+                elif categorical[node] != 0:
+                    go_left = False
+                    # 2**31 bounds the cast (C++ LightGBM reads an int); beyond: go right
+                    if x >= 0.0 and x < 2147483648.0:
+                        c = np.int64(x)
+                        word = c >> 5
+                        if word < cat_len[node]:
+                            go_left = (cat_bits[cat_start[node] + word] >> (c & 31)) & 1 != 0
                 else:
-                    go_left = x < threshold[root + node]
-                node = left[root + node] if go_left else right[root + node]
-            out[row, tree_group[t]] += value[root + node]
+                    go_left = x < threshold[node]
+                node = root + (left[node] if go_left else right[node])
+            out[row, tree_group[t]] += value[node]
 
 
 # Numba's default (workqueue) threading layer aborts the process when two threads launch
@@ -178,7 +186,12 @@ _LAUNCH_LOCK = threading.Lock()
 
 def choose_layout(forest: Forest) -> str:
     """``perfect`` for boosted trees, ``sparse`` for deep ones, ``reference`` otherwise."""
-    if forest.num_trees == 0 or not branch_free_exact(forest):
+    if (
+        forest.num_trees == 0
+        or forest.has_categorical
+        or forest.has_zero_missing
+        or not branch_free_exact(forest)
+    ):
         return "reference"
     if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:
         return "perfect"
@@ -230,6 +243,11 @@ class CpuLauncher:
                 forest.value,
                 forest.tree_offsets.astype(np.int64),
                 group,
+                forest.zero_missing,
+                forest.categorical,
+                forest.cat_start,
+                forest.cat_len,
+                forest.cat_bits,
                 base,
             )
         else:

@@ -26,7 +26,7 @@ from kernels.ir import Forest
 log = logging.getLogger("lakescore.kernels.cache")
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
-IR_VERSION = 1
+IR_VERSION = 2
 _ARRAYS = (
     "feature",
     "threshold",
@@ -37,6 +37,11 @@ _ARRAYS = (
     "tree_offsets",
     "tree_group",
     "base_margin",
+    "zero_missing",
+    "categorical",
+    "cat_start",
+    "cat_len",
+    "cat_bits",
 )
 
 

@@ -7,6 +7,16 @@ output. Loaders normalise every split to one rule, so backends implement exactly
     go left  iff  x < threshold            (x and threshold both float32)
     NaN      ->  left if default_left else right
 
+Two node kinds extend it, for the formats that need them (each is off unless set):
+
+* ``zero_missing``: LightGBM's ``zero_as_missing``: a value in its zero band
+  (``-k < x <= k``, ``k = float32(1e-35)``) is missing at this node, like NaN.
+* ``categorical``: go left iff ``x`` is a non-negative integer category ``c`` (``x``
+  truncated toward zero) whose bit is set in the node's bitset, the 32-bit words
+  ``cat_bits[cat_start : cat_start + cat_len]`` (bit ``c % 32`` of word ``c // 32``);
+  other categories, negative values and values past the bitset go right; NaN follows
+  ``default_left``.
+
 XGBoost uses this rule natively. Rules such as LightGBM's ``x <= t`` on float64 thresholds
 are rewritten by their loader to the equivalent ``x < t'`` on float32 (``t'`` is the
 smallest float32 above ``t``), which is exact for float32 inputs.
@@ -60,6 +70,14 @@ class Forest:
         Where the model came from, e.g. ``xgboost-json``.
     sha256
         Hex digest of the model file's bytes (empty when built in memory).
+    zero_missing
+        uint8 per node, 1 where LightGBM's zero band counts as missing (default all 0).
+    categorical
+        uint8 per node, 1 for a categorical split (default all 0).
+    cat_start, cat_len
+        int32 per node: the node's words in ``cat_bits``.
+    cat_bits
+        uint32, the bitsets of every categorical split.
     """
 
     feature: np.ndarray
@@ -78,13 +96,42 @@ class Forest:
     source_format: str
     sha256: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    zero_missing: np.ndarray | None = None
+    categorical: np.ndarray | None = None
+    cat_start: np.ndarray | None = None
+    cat_len: np.ndarray | None = None
+    cat_bits: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = self.feature.shape[0]
+        defaults = {
+            "zero_missing": np.zeros(n, np.uint8),
+            "categorical": np.zeros(n, np.uint8),
+            "cat_start": np.zeros(n, np.int32),
+            "cat_len": np.zeros(n, np.int32),
+            "cat_bits": np.zeros(0, np.uint32),
+        }
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            value = default if value is None else np.ascontiguousarray(value, default.dtype)
+            object.__setattr__(self, name, value)
         if self.link not in LINKS:
             raise ValueError(f"unknown link {self.link!r}; expected one of {LINKS}")
         if len(self.feature_names) != self.num_features:
             raise ValueError("feature_names must have num_features entries")
-        for name in ("feature", "threshold", "left", "right", "default_left", "value"):
+        node_arrays = (
+            "feature",
+            "threshold",
+            "left",
+            "right",
+            "default_left",
+            "value",
+            "zero_missing",
+            "categorical",
+            "cat_start",
+            "cat_len",
+        )
+        for name in node_arrays:
             arr = getattr(self, name)
             if arr.ndim != 1 or arr.shape[0] != self.num_nodes:
                 raise ValueError(f"node array {name} must have {self.num_nodes} entries")
@@ -129,7 +176,20 @@ class Forest:
             "tree_offsets": self.tree_offsets,
             "tree_group": self.tree_group,
             "base_margin": self.base_margin,
+            "zero_missing": self.zero_missing,
+            "categorical": self.categorical,
+            "cat_start": self.cat_start,
+            "cat_len": self.cat_len,
+            "cat_bits": self.cat_bits,
         }
+
+    @property
+    def has_categorical(self) -> bool:
+        return bool(self.categorical.any())
+
+    @property
+    def has_zero_missing(self) -> bool:
+        return bool(self.zero_missing.any())
 
     def fingerprint(self) -> str:
         """A digest of the scoring content (arrays and link), independent of the file."""

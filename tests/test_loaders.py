@@ -70,13 +70,21 @@ def test_array_dtypes_and_read_only(loaded_forests, name, fmt):
         "tree_offsets": np.int64,
         "tree_group": np.int32,
         "base_margin": np.float64,
+        "zero_missing": np.uint8,
+        "categorical": np.uint8,
+        "cat_start": np.int32,
+        "cat_len": np.int32,
+        "cat_bits": np.uint32,
     }
+    assert set(forest.arrays()) == set(expected)
     for key, arr in forest.arrays().items():
         assert arr.dtype == expected[key], key
         assert not arr.flags.writeable, key
     assert forest.tree_offsets[0] == 0 and forest.tree_offsets[-1] == forest.num_nodes
     assert np.all(np.diff(forest.tree_offsets) > 0)
     np.testing.assert_array_equal(forest.tree_group, 0)
+    assert not forest.has_categorical and not forest.has_zero_missing
+    assert forest.cat_bits.size == 0
 
 
 @ALL

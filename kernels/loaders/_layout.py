@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def _none() -> np.ndarray | None:
+    return None
 
 
 @dataclass
 class TreeArrays:
     """One tree in the loader-neutral form, before breadth-first re-layout.
 
-    ``left[i] == -1`` marks a leaf; ``value[i]`` is only read for leaves.
+    ``left[i] == -1`` marks a leaf; ``value[i]`` is only read for leaves. The optional
+    arrays follow :class:`~kernels.ir.Forest`'s meaning; ``cat_start`` indexes this tree's
+    own ``cat_bits``.
     """
 
     feature: np.ndarray
@@ -20,14 +26,39 @@ class TreeArrays:
     right: np.ndarray
     default_left: np.ndarray
     value: np.ndarray
+    zero_missing: np.ndarray | None = field(default_factory=_none)
+    categorical: np.ndarray | None = field(default_factory=_none)
+    cat_start: np.ndarray | None = field(default_factory=_none)
+    cat_len: np.ndarray | None = field(default_factory=_none)
+    cat_bits: np.ndarray | None = field(default_factory=_none)
+
+    def filled(self) -> TreeArrays:
+        """The same tree with every optional array present."""
+        n = self.left.shape[0]
+
+        def get(name: str, dtype: type, size: int) -> np.ndarray:
+            arr = getattr(self, name)
+            return np.zeros(size, dtype) if arr is None else np.asarray(arr, dtype)
+
+        return TreeArrays(
+            feature=self.feature, threshold=self.threshold, left=self.left, right=self.right,
+            default_left=self.default_left, value=self.value,
+            zero_missing=get("zero_missing", np.uint8, n),
+            categorical=get("categorical", np.uint8, n),
+            cat_start=get("cat_start", np.int32, n),
+            cat_len=get("cat_len", np.int32, n),
+            cat_bits=get("cat_bits", np.uint32, 0),
+        )  # fmt: skip
 
 
 def breadth_first(tree: TreeArrays) -> TreeArrays:
     """Re-number a tree's reachable nodes breadth-first from the root (node 0).
 
     Native formats may hold deleted or unreachable nodes and children numbered before their
-    parents; after this every child follows its parent and nodes of one level sit together.
+    parents; after this every child follows its parent, nodes of one level sit together,
+    and a node's right child is the node after its left child.
     """
+    tree = tree.filled()
     order: list[int] = [0]
     head = 0
     while head < len(order):
@@ -42,18 +73,28 @@ def breadth_first(tree: TreeArrays) -> TreeArrays:
     is_leaf = tree.left[idx] < 0
     left = np.where(is_leaf, -1, new_id[np.maximum(tree.left[idx], 0)])
     right = np.where(is_leaf, -1, new_id[np.maximum(tree.right[idx], 0)])
+
+    def inner(arr: np.ndarray, dtype: type) -> np.ndarray:
+        return np.where(is_leaf, 0, arr[idx]).astype(dtype)
+
     return TreeArrays(
         feature=np.where(is_leaf, -1, tree.feature[idx]).astype(np.int32),
-        threshold=np.where(is_leaf, 0.0, tree.threshold[idx]).astype(np.float32),
+        threshold=inner(tree.threshold, np.float32),
         left=left.astype(np.int32),
         right=right.astype(np.int32),
-        default_left=np.where(is_leaf, 0, tree.default_left[idx]).astype(np.uint8),
+        default_left=inner(tree.default_left, np.uint8),
         value=np.where(is_leaf, tree.value[idx], 0.0).astype(np.float64),
+        zero_missing=inner(tree.zero_missing, np.uint8),
+        categorical=inner(tree.categorical, np.uint8),
+        cat_start=inner(tree.cat_start, np.int32),
+        cat_len=inner(tree.cat_len, np.int32),
+        cat_bits=tree.cat_bits,
     )
 
 
 def concatenate(trees: list[TreeArrays]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Lay trees end to end; returns the node arrays and ``tree_offsets``."""
+    """Lay trees end to end; returns the Forest's node arrays and ``tree_offsets``."""
+    trees = [t.filled() for t in trees]
     sizes = np.array([t.feature.shape[0] for t in trees], dtype=np.int64)
     offsets = np.zeros(len(trees) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -63,6 +104,12 @@ def concatenate(trees: list[TreeArrays]) -> tuple[dict[str, np.ndarray], np.ndar
             return np.zeros(0, dtype=dtype)
         return np.concatenate([getattr(t, name) for t in trees]).astype(dtype)
 
+    bits_before = np.cumsum([0] + [t.cat_bits.shape[0] for t in trees[:-1]]) if trees else []
+    cat_start = (
+        np.concatenate([t.cat_start + int(b) for t, b in zip(trees, bits_before, strict=True)])
+        if trees
+        else np.zeros(0, np.int32)
+    )
     arrays = {
         "feature": cat("feature", np.int32),
         "threshold": cat("threshold", np.float32),
@@ -70,5 +117,10 @@ def concatenate(trees: list[TreeArrays]) -> tuple[dict[str, np.ndarray], np.ndar
         "right": cat("right", np.int32),
         "default_left": cat("default_left", np.uint8),
         "value": cat("value", np.float64),
+        "zero_missing": cat("zero_missing", np.uint8),
+        "categorical": cat("categorical", np.uint8),
+        "cat_start": np.where(cat("categorical", np.uint8) != 0, cat_start, 0).astype(np.int32),
+        "cat_len": cat("cat_len", np.int32),
+        "cat_bits": cat("cat_bits", np.uint32),
     }
     return arrays, offsets
