@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: Output transforms from summed margin to what the native library's predict returns.
-LINKS = ("identity", "sigmoid", "exp", "softmax")
+#: ``argmax`` gives the index of the largest margin (XGBoost's ``multi:softmax``).
+LINKS = ("identity", "sigmoid", "exp", "softmax", "argmax")
 
 
 @dataclass(frozen=True, eq=False)

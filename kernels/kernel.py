@@ -101,4 +101,6 @@ def apply_link(margin: np.ndarray, link: str) -> np.ndarray:
     if link == "softmax":
         shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
+    if link == "argmax":
+        return margin.argmax(axis=1, keepdims=True).astype(np.float64)
     raise ValueError(f"unknown link {link!r}")

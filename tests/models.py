@@ -225,7 +225,6 @@ def train_all(directory: Path, specs: Iterable[ModelSpec] = SPECS) -> dict[str, 
 
 #: Models lakescore refuses, by :func:`train_unsupported` kind, with the reason it gives.
 UNSUPPORTED = {
-    "multiclass": "multi:softprob",
     "ranking": "rank:pairwise",
     "gblinear": "gblinear",
     "categorical": "categorical",
@@ -239,9 +238,7 @@ def train_unsupported(kind: str, directory: Path, fmt: str = "json") -> Path:
     y = rng.integers(0, 3, size=120)
     params: dict[str, Any] = {"max_depth": 2, "nthread": 1, "seed": 0}
     dtrain = xgb.DMatrix(X, label=y)
-    if kind == "multiclass":
-        params.update(objective="multi:softprob", num_class=3)
-    elif kind == "ranking":
+    if kind == "ranking":
         params.update(objective="rank:pairwise")
         dtrain.set_group([30, 30, 30, 30])
     elif kind == "gblinear":

@@ -30,6 +30,8 @@ _OBJECTIVES: dict[str, str] = {
     "count:poisson": "exp",
     "reg:gamma": "exp",
     "reg:tweedie": "exp",
+    "multi:softprob": "softmax",
+    "multi:softmax": "argmax",
 }
 
 
@@ -86,19 +88,31 @@ def _learner_to_forest(learner: dict[str, Any], source_format: str) -> Forest:
     if booster.get("name") != "gbtree":
         raise UnsupportedModelError(f"XGBoost booster {booster.get('name')!r} is not supported")
     params = learner["learner_model_param"]
-    if int(params.get("num_class", 0)) > 1 or int(params.get("num_target", 1)) > 1:
-        raise UnsupportedModelError("multiclass and multi-target XGBoost models are not supported")
+    if int(params.get("num_target", 1)) > 1:
+        raise UnsupportedModelError("multi-target XGBoost models are not supported")
+    num_class = int(params.get("num_class", 0))
+    n_outputs = max(num_class, 1)
+    if (num_class > 1) != (link in ("softmax", "argmax")):
+        raise ModelFormatError(f"objective {objective} with num_class {num_class}")
     num_features = int(params["num_feature"])
     model = booster["model"]
     trees = [_tree(t, num_features) for t in model["trees"]]
     groups = np.asarray(model.get("tree_info", [0] * len(trees)), dtype=np.int32)
-    if groups.shape[0] != len(trees) or (groups.size and groups.max() > 0):
-        raise ModelFormatError("tree_info does not match a single-output model")
+    if groups.shape[0] != len(trees) or (
+        groups.size and not 0 <= groups.min() <= groups.max() < n_outputs
+    ):
+        raise ModelFormatError(f"tree_info does not match a model with {n_outputs} output(s)")
 
+    # One base score per output; XGBoost stores multiclass intercepts as margins already.
     base_scores = _floats(params["base_score"])
-    if len(base_scores) != 1:
-        raise ModelFormatError(f"expected one base_score, got {len(base_scores)}")
-    base_margin = np.array([_base_margin(objective, link, base_scores[0])], dtype=np.float64)
+    if len(base_scores) == 1 and n_outputs > 1:
+        base_scores = base_scores * n_outputs
+    if len(base_scores) != n_outputs:
+        raise ModelFormatError(f"expected {n_outputs} base_score value(s), got {len(base_scores)}")
+    base_margin = np.array(
+        [b if n_outputs > 1 else _base_margin(objective, link, b) for b in base_scores],
+        dtype=np.float64,
+    )
 
     names = [str(n) for n in learner.get("feature_names") or []]
     if names and len(names) != num_features:
