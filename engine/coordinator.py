@@ -207,10 +207,11 @@ def _record(
     error: str | None = None,
     resumed: int = 0,
 ) -> dict[str, Any]:
-    score = ColumnSummary()
+    stats: dict[str, ColumnSummary] = {}
     stage_seconds: dict[str, float] = {}
     for r in results.values():
-        score = score.merge(ColumnSummary.from_dict(r.score))
+        for name, summary in r.stats.items():
+            stats[name] = stats.get(name, ColumnSummary()).merge(ColumnSummary.from_dict(summary))
         for stage, s in r.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
     seconds = time.perf_counter() - started
@@ -225,7 +226,7 @@ def _record(
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
-        "stats": {"score": score.to_dict()},
+        "stats": {name: summary.to_dict() for name, summary in sorted(stats.items())},
         "tasks_resumed": resumed,
     }
     if error is not None:

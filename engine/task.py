@@ -22,11 +22,11 @@ import kernels
 from engine._fsutil import atomic_write_json, temp_path_for
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
+from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
 
-SCORE_COLUMN = "score"
 RUN_ID_COLUMN = "run_id"
 LOCATOR_COLUMNS = ("source_file", "row_number")
 
@@ -53,7 +53,8 @@ class TaskResult:
     rows: int
     part: str
     seconds: dict[str, float] = field(default_factory=dict)
-    score: dict[str, float | int | None] = field(default_factory=dict)
+    #: summary statistics (``ColumnSummary.to_dict``) by output column
+    stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -96,7 +97,7 @@ class ScoringWorker:
         part = Path(cfg.data_dir) / f"part-{task.task_id}.parquet"
         tmp = temp_path_for(part)
         seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0}
-        summary = ColumnSummary()
+        summaries: dict[str, ColumnSummary] = {}
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
         columns = list(
             dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
@@ -114,14 +115,17 @@ class ScoringWorker:
                     break
                 X = builder.build(batch)
                 t2 = time.perf_counter()
-                scores = self.kernel.predict(X)
+                scores = score_batch(self.kernel, X)
                 t3 = time.perf_counter()
                 table = self._output_table(task, batch, scores, rows)
                 if writer is None:
                     writer = _part_writer(tmp, table.schema)
                 writer.write_table(table)
                 t4 = time.perf_counter()
-                summary = summary.merge(ColumnSummary.of(scores))
+                for name, values in scores.items():
+                    summaries[name] = summaries.get(name, ColumnSummary()).merge(
+                        ColumnSummary.of(values)
+                    )
                 seconds["features"] += t2 - t1
                 seconds["kernel"] += t3 - t2
                 seconds["write"] += t4 - t3
@@ -143,13 +147,13 @@ class ScoringWorker:
             rows=rows,
             part=part.name,
             seconds={k: round(v, 6) for k, v in seconds.items()},
-            score=summary.to_dict(),
+            stats={name: s.to_dict() for name, s in summaries.items()},
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
 
     def _output_table(
-        self, task: ScoreTask, batch: pa.RecordBatch, scores: np.ndarray, offset: int
+        self, task: ScoreTask, batch: pa.RecordBatch, scores: dict[str, np.ndarray], offset: int
     ) -> pa.Table:
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {}
@@ -159,7 +163,8 @@ class ScoringWorker:
             arrays[LOCATOR_COLUMNS[0]] = pa.array([task.relpath] * n, pa.string())
             start = task.first_row + offset
             arrays[LOCATOR_COLUMNS[1]] = pa.array(np.arange(start, start + n, dtype=np.int64))
-        arrays[SCORE_COLUMN] = pa.array(scores.astype(np.float32, copy=False))
+        for name, values in scores.items():
+            arrays[name] = pa.array(values)
         arrays[RUN_ID_COLUMN] = pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.config.run_id])
         )
@@ -175,10 +180,8 @@ class ScoringWorker:
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
                 pa.field(LOCATOR_COLUMNS[1], pa.int64()),
             ]
-        fields += [
-            pa.field(SCORE_COLUMN, pa.float32()),
-            pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())),
-        ]
+        fields += score_fields(self.kernel.forest)
+        fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
 
 
