@@ -261,3 +261,13 @@ def test_api_raises_bad_input_error(model_file: Path, lake: Path, tmp_path: Path
     with pytest.raises(BadInputError, match="'account_id'"):
         score(model_file, lake, tmp_path / "scores", id_column="account_id")
     assert not (tmp_path / "scores").exists()
+
+
+@pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="this machine has an NVIDIA GPU")
+def test_cuda_backend_without_a_gpu_is_exit_2(cli, model_file: Path, lake: Path, tmp_path: Path):
+    sink = tmp_path / "scores"
+    proc = cli("score", *_args(model_file, lake), "--sink", sink, "--backend", "cuda")
+    assert proc.returncode == 2, proc.stderr
+    line = error_line(proc)
+    assert "'cuda'" in line and "GPU" in line
+    assert not sink.exists()
