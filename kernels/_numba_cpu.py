@@ -135,7 +135,7 @@ def predict_sparse(
                 out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
 
 
-#: LightGBM's zero band, ``-k < x <= k`` with ``k = kZeroThreshold``, a double set from
+#: LightGBM's zero band, ``-k <= x <= k`` with ``k = kZeroThreshold``, a double set from
 #: the float literal ``1e-35f`` (so k is float32(1e-35), a little above 1e-35).
 ZERO_BAND = float(np.float32(1e-35))
 
@@ -160,14 +160,15 @@ def predict_reference(
             while feature[node] >= 0:
                 x = X[row, feature[node]]
                 missing = np.isnan(x) or (
-                    zero_missing[node] != 0 and x > -ZERO_BAND and x <= ZERO_BAND
+                    zero_missing[node] != 0 and x >= -ZERO_BAND and x <= ZERO_BAND
                 )
                 if missing:
                     go_left = default_left[node] != 0
                 elif categorical[node] != 0:
                     go_left = False
-                    # 2**31 bounds the cast (C++ LightGBM reads an int); beyond: go right
-                    if x >= 0.0 and x < 2147483648.0:
+                    # truncation toward zero: (-1, 0) is category 0; 2**31 bounds the cast
+                    # (LightGBM reads an int); values past either end go right
+                    if x > -1.0 and x < 2147483648.0:
                         c = np.int64(x)
                         word = c >> 5
                         if word < cat_len[node]:

@@ -10,12 +10,12 @@ output. Loaders normalise every split to one rule, so backends implement exactly
 Two node kinds extend it, for the formats that need them (each is off unless set):
 
 * ``zero_missing``: LightGBM's ``zero_as_missing``: a value in its zero band
-  (``-k < x <= k``, ``k = float32(1e-35)``) is missing at this node, like NaN.
-* ``categorical``: go left iff ``x`` is a non-negative integer category ``c`` (``x``
-  truncated toward zero) whose bit is set in the node's bitset, the 32-bit words
-  ``cat_bits[cat_start : cat_start + cat_len]`` (bit ``c % 32`` of word ``c // 32``);
-  other categories, negative values and values past the bitset go right; NaN follows
-  ``default_left``.
+  (``-k <= x <= k``, ``k = float32(1e-35)``) is missing at this node, like NaN.
+* ``categorical``: go left iff ``x`` is a category ``c`` (``x`` truncated toward zero,
+  so ``-1 < x < 0`` is category 0) whose bit is set in the node's bitset, the 32-bit
+  words ``cat_bits[cat_start : cat_start + cat_len]`` (bit ``c % 32`` of word
+  ``c // 32``); other categories, values ``<= -1`` and values past the bitset go right;
+  NaN follows ``default_left``.
 
 XGBoost uses this rule natively. Rules such as LightGBM's ``x <= t`` on float64 thresholds
 are rewritten by their loader to the equivalent ``x < t'`` on float32 (``t'`` is the

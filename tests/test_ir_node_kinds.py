@@ -61,11 +61,12 @@ def test_categorical_bitset_sends_members_left_and_the_rest_right():
     forest = forest_of([tree])
     assert forest.has_categorical
     inputs = [1, 3, 33, 3.7, 0, 2, 32, 34, 64, 1e9, -1, -0.5, np.inf, -np.inf, np.nan]
-    expect = [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 1, 2, 2, 1]
-    # -0.5 truncates to category 0?  No: negative values go right; but -0.5 >= 0 is False,
-    # so it goes right as well.
-    expect[inputs.index(-0.5)] = 2
+    expect = [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]  # -0.5 is category 0: not in
     np.testing.assert_array_equal(score(forest, inputs), np.array(expect, np.float32))
+    with_zero = forest_of(
+        [stump(**{**tree.__dict__, "cat_bits": np.array([0b1011, 0b10], np.uint32)})]
+    )
+    np.testing.assert_array_equal(score(with_zero, [0, -0.5, -0.999, -1]), [1, 1, 1, 2])
 
 
 def test_categorical_bitsets_of_several_trees_do_not_mix():
@@ -97,8 +98,9 @@ def test_zero_band_counts_as_missing(default_left):
     forest = forest_of([tree])
     assert forest.has_zero_missing
     missing = 1.0 if default_left else 2.0
-    inputs = [0.0, -0.0, 1e-35, -9.9e-36, 1e-36, np.nan, 1.1e-35, -1e-35, 0.25, 0.75]
-    expect = [missing] * 6 + [1.0, 1.0, 1.0, 2.0]
+    # the band is closed: float32(1e-35) is k itself, on both sides
+    inputs = [0.0, -0.0, 1e-35, -1e-35, -9.9e-36, 1e-36, np.nan, 1.1e-35, -1.1e-35, 0.25, 0.75]
+    expect = [missing] * 7 + [1.0, 1.0, 1.0, 2.0]
     np.testing.assert_array_equal(score(forest, inputs), np.array(expect, np.float32))
 
 

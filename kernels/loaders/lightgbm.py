@@ -8,7 +8,8 @@ band ``|x| <= kZeroThreshold`` (``src/c_api.cpp``), so that it reads as exactly 
 * numerical: left iff ``x <= threshold`` (float64). On float32 inputs this is ``x < t'``
   with ``t'`` the smallest float32 above the threshold (:func:`float32_above`); a threshold
   inside the zero band is moved to the band's edge, so band values go where 0.0 goes
-  (:func:`numeric_thresholds`).
+  (:func:`numeric_thresholds`). A threshold of +inf (NaN apart from every number) becomes
+  swapped children and ``x < -inf``.
 * missing type (bits 2-3 of ``decision_type``): *None*: NaN reads as 0.0, so it goes where
   0.0 goes; *NaN*: NaN goes the default direction (bit 1); *Zero* (``zero_as_missing``):
   NaN and the zero band go the default direction (the IR's ``zero_missing``).
@@ -35,7 +36,7 @@ ZERO_BAND = float(np.float32(1e-35))
 
 _CATEGORICAL = 1
 _DEFAULT_LEFT = 2
-_MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
+_MISSING_NONE, _MISSING_ZERO = 0, 1  # and 2: NaN
 
 #: objective (first word of the ``objective=`` line) -> link
 _OBJECTIVES: dict[str, str] = {
@@ -76,10 +77,10 @@ def float32_above(threshold: np.ndarray) -> np.ndarray:
     """The smallest float32 strictly above each float64 threshold (``+inf`` past the float32
     range), so that ``x <= t`` and ``x < float32_above(t)`` agree on every float32 ``x``."""
     t = np.asarray(threshold, dtype=np.float64)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # past float32 max: +inf, as wanted
         nearest = t.astype(np.float32)
-    # Rounding to nearest lands on one of the two float32 neighbours of t (or on t itself).
-    return np.where(nearest > t, nearest, np.nextafter(nearest, np.float32(np.inf)))
+        # Rounding to nearest lands on one of t's two float32 neighbours (or on t itself).
+        return np.where(nearest > t, nearest, np.nextafter(nearest, np.float32(np.inf)))
 
 
 def numeric_thresholds(threshold: np.ndarray) -> np.ndarray:
@@ -110,7 +111,7 @@ def _text_to_forest(text: str, source_format: str) -> Forest:
 
 def _sections(text: str) -> tuple[dict[str, str], list[dict[str, str]], list[str]]:
     """Header keys, one key dict per ``Tree=`` block, and the lines after the trees."""
-    lines = text.splitlines()
+    lines = text.lstrip().splitlines()
     if not lines or lines[0].strip() != "tree":
         raise ModelFormatError("not a LightGBM text model (no 'tree' first line)")
     header: dict[str, str] = {}
@@ -161,7 +162,7 @@ def _build(
 
     num_features = int(header["max_feature_idx"]) + 1
     outputs = int(header.get("num_tree_per_iteration", header["num_class"]))
-    if num_features < 1 or outputs < 1 or (link == "softmax") != (objective == "multiclass"):
+    if num_features < 1 or outputs < 1:
         raise ModelFormatError("bad max_feature_idx or num_tree_per_iteration")
     if len(blocks) % outputs:
         raise ModelFormatError(f"{len(blocks)} trees is not a multiple of {outputs} outputs")
@@ -238,12 +239,20 @@ def _tree(block: dict[str, str], num_features: int) -> TreeArrays:
     default_bit = (decision & _DEFAULT_LEFT) != 0
     missing = (decision >> 2) & 3
     numeric = ~categorical
-    if (numeric & ~np.isfinite(raw_threshold) & (raw_threshold != -np.inf)).any():
-        raise UnsupportedModelError(f"tree {name}: a threshold of NaN or +inf is not supported")
+    if np.isnan(raw_threshold).any():
+        raise ModelFormatError(f"tree {name}: NaN threshold")
     # NaN: missing type None reads it as 0.0; categorical splits always send it right.
     default_left = np.where(missing == _MISSING_NONE, raw_threshold >= 0.0, default_bit)
     default_left &= numeric
     zero_missing = numeric & (missing == _MISSING_ZERO)
+    threshold = np.where(numeric, numeric_thresholds(raw_threshold), np.float32(0))
+    # ``x <= +inf`` (LightGBM's split of NaN from every number) sends +inf left, which no
+    # float32 ``x < t'`` does: swap the children so that no value goes left (``x < -inf``)
+    # and only the missing ones may.
+    swap = numeric & (raw_threshold == np.inf)
+    left, right = np.where(swap, right, left), np.where(swap, left, right)
+    threshold = np.where(swap, np.float32(-np.inf), threshold)
+    default_left ^= swap
 
     cat_start = np.zeros(n_inner, np.int64)
     cat_len = np.zeros(n_inner, np.int64)
@@ -266,18 +275,17 @@ def _tree(block: dict[str, str], num_features: int) -> TreeArrays:
 
     tree = TreeArrays(
         feature=nodes(feature, -1, np.int32),
-        threshold=nodes(np.where(numeric, numeric_thresholds(raw_threshold), 0), 0, np.float32),
+        threshold=nodes(threshold, 0, np.float32),
         left=nodes(left, -1, np.int32),
         right=nodes(right, -1, np.int32),
         default_left=nodes(default_left, 0, np.uint8),
-        value=nodes(np.zeros(n_inner), 0.0, np.float64),
+        value=np.concatenate([np.zeros(n_inner), leaf_value]),
         zero_missing=nodes(zero_missing, 0, np.uint8),
         categorical=nodes(categorical, 0, np.uint8),
         cat_start=nodes(cat_start, 0, np.int32),
         cat_len=nodes(cat_len, 0, np.int32),
         cat_bits=cat_bits.astype(np.uint32),
     )
-    tree.value[n_inner:] = leaf_value
     laid_out = breadth_first(tree)
     if laid_out.feature.shape[0] != total:
         raise ModelFormatError(f"tree {name}: unreachable nodes")
