@@ -1,12 +1,13 @@
 """Forest -> the array layouts the tiled CPU kernels traverse.
 
 Both layouts make a split step branch-free: ``go_right = x >= threshold`` on a row tile
-where missing values were already resolved. The tile holds every used feature twice,
-once with NaN replaced by ``-inf`` (read by nodes whose missing values go left) and once
-with ``+inf`` (nodes whose missing values go right); a node's ``feature offset`` picks the
-copy, so the direction of a missing value costs nothing per step. This is exact as long
-as no threshold is ``-inf`` (``-inf >= -inf`` would send a left-going NaN right); such
-forests use the reference kernel.
+where missing values were already resolved. The tile holds every used feature twice: as
+it is, read by nodes whose missing values go left (an ordered ``NaN >= t`` is false, so
+NaN goes left, whatever ``t``, ``-inf`` included), and with NaN replaced by ``+inf``,
+read by nodes whose missing values go right (``+inf >= t`` for every ``t``). A node's
+feature offset picks the copy, so the direction of a missing value costs nothing per
+step. This holds for every numeric split; categorical splits and LightGBM's zero band
+use the reference kernel.
 
 * **perfect**: every tree padded to a complete binary tree of the forest's depth (a leaf
   above the last level is copied into all its descendants). Children of position ``p``
@@ -74,7 +75,8 @@ def tile_columns(forest: Forest) -> TileColumns:
 
 
 def branch_free_exact(forest: Forest) -> bool:
-    """Whether the duplicated-tile trick is exact for this forest (no ``-inf`` threshold)."""
+    """Whether the duplicated-tile trick is exact for this forest's CUDA traversal, which
+    replaces NaN by ``-inf`` for left-going nodes (exact unless a threshold is ``-inf``)."""
     inner = forest.feature >= 0
     return not np.any(np.isneginf(forest.threshold[inner]))
 

@@ -23,7 +23,6 @@ import numpy as np
 from kernels._cpu_layout import (
     MAX_PERFECT_DEPTH,
     TILE_ROWS,
-    branch_free_exact,
     perfect_layout,
     sparse_layout,
 )
@@ -36,7 +35,8 @@ SELECT_LEVELS = 3
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
 def _fill_tile(X, start, m, columns, xt):
-    """Feature-major tile: rows [0, W) NaN -> -inf, rows [W, 2W) NaN -> +inf, row 2W -inf."""
+    """Feature-major tile: rows [0, W) as read (NaN stays NaN), rows [W, 2W) with NaN ->
+    +inf, row 2W all -inf (the sparse layout's leaves read it and never move)."""
     width = columns.shape[0]
     for j in range(width):
         col = columns[j]
@@ -45,7 +45,7 @@ def _fill_tile(X, start, m, columns, xt):
         for r in range(m):
             v = X[start + r, col]
             nan = v != v
-            xt[lo + r] = -np.inf if nan else v
+            xt[lo + r] = v
             xt[hi + r] = np.inf if nan else v
         for r in range(m, TILE_ROWS):
             xt[lo + r] = 0.0
@@ -146,8 +146,8 @@ def predict_reference(
     zero_missing, categorical, cat_start, cat_len, cat_bits, base_margin, out,
 ):  # fmt: skip
     """The plain per-row walk with branches: exact for every forest the IR can hold, used
-    where the branch-free layouts are not (categorical splits, LightGBM's zero band, a
-    ``-inf`` threshold), and as the tests' second opinion."""
+    where the branch-free layouts are not (categorical splits, LightGBM's zero band), and as
+    the tests' second opinion."""
     n_rows = X.shape[0]
     n_trees = tree_offsets.shape[0] - 1
     n_out = base_margin.shape[0]
@@ -191,7 +191,6 @@ def choose_layout(forest: Forest) -> str:
         forest.num_trees == 0
         or forest.has_categorical
         or forest.has_zero_missing
-        or not branch_free_exact(forest)
     ):
         return "reference"
     if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:

@@ -454,19 +454,36 @@ def test_every_cpu_layout_agrees(agreement_cases, name, layout):
     assert_same_leaves(replace(case, kernel=kernel), X)
 
 
-def test_layout_choice_follows_depth_and_thresholds(loaded_forests):
-    """Boosted trees get the complete-tree layout; a -inf threshold (where the duplicated
-    tile would send a left-going NaN right) falls back to the reference walk."""
+@pytest.mark.parametrize("layout", CPU_LAYOUTS)
+def test_infinite_thresholds_keep_nan_on_its_default_side(loaded_forests, layout):
+    """A ``-inf`` threshold with NaN going left (LightGBM's NaN-apart split) and a ``+inf``
+    one with NaN going right: every layout must agree with the reference walk."""
     from dataclasses import replace
 
-    from kernels._numba_cpu import choose_layout
+    from kernels._numba_cpu import CpuLauncher, choose_layout
 
-    forest = next(iter(loaded_forests.values()))
-    assert choose_layout(forest) == "perfect"
+    forest = loaded_forests[(models.NAMES[0], "json")]
     inner = np.flatnonzero(forest.feature >= 0)
-    threshold = forest.threshold.copy()
-    threshold[inner[0]] = -np.inf
-    assert choose_layout(replace(forest, threshold=threshold)) == "reference"
+    threshold, default_left = forest.threshold.copy(), forest.default_left.copy()
+    threshold[inner[0::2]], default_left[inner[0::2]] = -np.inf, 1
+    threshold[inner[1::2]], default_left[inner[1::2]] = np.inf, 0
+    edited = replace(forest, threshold=threshold, default_left=default_left)
+    assert choose_layout(edited) == "perfect"
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(500, edited.num_features)).astype(np.float32)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[rng.random(X.shape) < 0.1] = np.inf
+    X[rng.random(X.shape) < 0.1] = -np.inf
+    reference = kernels.Kernel(
+        edited, backend="numba", launcher=CpuLauncher(edited, layout="reference")
+    )
+    if layout == "perfect" or int(edited.tree_depths().max()) <= 10:
+        kernel = kernels.Kernel(
+            edited, backend="numba", launcher=CpuLauncher(edited, layout=layout)
+        )
+        np.testing.assert_array_equal(
+            kernel.predict(X, output="margin"), reference.predict(X, output="margin")
+        )
 
 
 def test_deep_trees_use_the_sparse_layout_and_agree(tmp_path):

@@ -354,19 +354,23 @@ def test_categorical_nan_goes_right(cases):
 @pytest.mark.parametrize("layout", ["perfect", "sparse", "reference"])
 @pytest.mark.parametrize("name", ["binary", "no-missing", "multiclass", "poisson"])
 def test_every_cpu_layout_agrees(cases, name, layout):
-    """The branch-free layouts are exact wherever ``compile_model`` would choose them."""
+    """Every layout is exact, NaN-apart splits (``x <= +inf``, stored as ``x < -inf``)
+    included: the branch-free tile reads NaN as NaN for left-going nodes."""
     from dataclasses import replace
 
-    from kernels._cpu_layout import branch_free_exact
     from kernels._numba_cpu import CpuLauncher
 
     case = cases[name]
-    if layout != "reference" and not branch_free_exact(case.forest):
-        pytest.skip("a NaN-apart split (x <= +inf) is x < -inf: reference walk only")
     kernel = kernels.Kernel(
         case.forest, backend="numba", launcher=CpuLauncher(case.forest, layout=layout)
     )
-    assert_agrees(replace(case, kernel=kernel), threshold_rows(case, np.random.default_rng(3)))
+    X = np.concatenate(
+        [
+            threshold_rows(case, np.random.default_rng(3)),
+            adversarial_rows(case, np.random.default_rng(4)),
+        ]
+    )
+    assert_agrees(replace(case, kernel=kernel), X)
 
 
 def test_single_leaf_trees():
