@@ -11,11 +11,15 @@ GPU machine, from the repository root (``.gpucheck`` carried along):
 
     python3 benchmarks/gpu_check.py run [--rows 10000000]    # JSON to $OUT/gpu_check.json
 
-It reports the GPU, the largest absolute difference from XGBoost and how far margins are
-from the ``numba`` CPU backend's (bitwise equal when both add leaves in tree order), then
-rows/s of the reference model on random rows with 2% NaN: the kernel alone on rows already
-on the device (timed with CUDA events) per launch variant, the launcher from host memory to
-host memory (transfers included) per copy setting, and ``Kernel.predict``.
+It reports the GPU, then for every launcher variant in :data:`VARIANTS` (the walk, the
+perfect traversal and its options) the largest absolute difference from XGBoost's
+predictions on both models, how many margins differ from the walk's (none: both add
+leaves in tree order) and how far they are from the ``numba`` CPU backend's; then rows/s of
+the reference model on random rows with 2% NaN: each variant's kernel alone on rows already
+on the device (CUDA events, median of 5 after a warm-up), the launcher from host memory to
+host memory (transfers included) for the walk, the default and the fastest variant, and
+``Kernel.predict``. With the simulator (``NUMBA_ENABLE_CUDASIM=1``) ``--check-rows 300
+--rows 300 --model small`` runs every step in a few minutes.
 
 The GPU machine's numba-cuda 0.30.4 cannot compile under its numpy 2.5 (see the
 ``np.row_stack`` shim below); carrying a numpy 2.4 wheel there also works.
@@ -94,34 +98,67 @@ def prepare(data: Path) -> None:
         print(f"{name}: trained in {time.perf_counter() - start:.1f} s")
 
 
+#: Launcher variants, label -> CudaLauncher keywords: the walk (the first CUDA kernel), the
+#: perfect traversal with its defaults, other block sizes, and one tree at a time.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "walk_128": {"traversal": "walk", "threads_per_block": 128},
+    "perfect_128": {},
+    "perfect_64": {"threads_per_block": 64},
+    "perfect_96": {"threads_per_block": 96},
+    "perfect_32": {"threads_per_block": 32},
+    "perfect_single_128": {"pair_trees": False},
+}
+
+
+def _describe(launcher: Any) -> dict[str, Any]:
+    """What a launcher actually runs (a variant may fall back to the walk)."""
+    keys = ("traversal", "threads_per_block", "pair_trees", "rows_in_shared", "_copy_threads")
+    return {k: getattr(launcher, k, None) for k in keys} | {
+        "shared_bytes": launcher._shared_bytes,
+        "kernel": launcher._kernel.__name__,
+    }
+
+
 def _margins(launcher: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:
     out = np.full((X.shape[0], n_outputs), np.nan)  # poisoned: every row must be written
     launcher(X, out)
     return out
 
 
-def _exactness(data: Path, name: str) -> dict[str, Any]:
+def _exactness(data: Path, name: str, max_rows: int | None = None) -> dict[str, Any]:
+    """Every variant against XGBoost's predictions, the walk's margins and the CPU's."""
     from kernels._numba_cpu import CpuLauncher
     from kernels._numba_cuda import CudaLauncher
+    from kernels.kernel import apply_link
 
     forest = load_model(data / f"{name}.ubj")
-    X = np.load(data / f"{name}.X.npy")
-    expected = np.load(data / f"{name}.expected.npy")
+    X = np.load(data / f"{name}.X.npy")[:max_rows]
+    expected = np.load(data / f"{name}.expected.npy")[:max_rows].reshape(X.shape[0], -1)
     start = time.perf_counter()
     kernel = compile_model(forest, backend="cuda")
-    compile_s = time.perf_counter() - start
-    got = kernel.predict(X)
-    cuda_margins = _margins(CudaLauncher(forest), X, forest.num_outputs)
-    cpu_margins = _margins(CpuLauncher(forest), X, forest.num_outputs)
-    return {
+    result: dict[str, Any] = {
         "backend": kernel.backend,
         "rows": X.shape[0],
-        "compile_s": round(compile_s, 3),
-        "max_abs_err_vs_xgboost": float(np.abs(got - expected).max()),
-        "margins_differing_from_cpu": int((cuda_margins != cpu_margins).sum()),
-        "max_abs_margin_diff_vs_cpu": float(np.abs(cuda_margins - cpu_margins).max()),
-        "unwritten_margins": int(np.isnan(cuda_margins).sum()),
+        "compile_s": round(time.perf_counter() - start, 3),
+        "max_abs_err_vs_xgboost_predict": float(
+            np.abs(kernel.predict(X).reshape(expected.shape) - expected).max()
+        ),
     }
+    cpu_margins = _margins(CpuLauncher(forest), X, forest.num_outputs)
+    walk = None
+    for label, options in VARIANTS.items():
+        launcher = CudaLauncher(forest, **options)
+        margins = _margins(launcher, X, forest.num_outputs)
+        walk = margins if walk is None else walk
+        err = np.abs(apply_link(margins, forest.link) - expected)
+        result[label] = {
+            "max_abs_err_vs_xgboost": float(np.nanmax(err)) if err.size else 0.0,
+            "unwritten_margins": int(np.isnan(margins).sum()),
+            "margins_differing_from_walk": int((margins != walk).sum()),
+            "max_abs_margin_diff_vs_cpu": float(np.abs(margins - cpu_margins).max()),
+            "launcher": _describe(launcher),
+        }
+    return result
 
 
 def _median_s(timed: Callable[[], float], reps: int = 5, budget_s: float = 4.0) -> float:
@@ -133,28 +170,20 @@ def _median_s(timed: Callable[[], float], reps: int = 5, budget_s: float = 4.0) 
     return float(np.median(times))
 
 
-def _throughput(data: Path, n_rows: int) -> dict[str, Any]:
+def _device_only(forest: Forest, X: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Each variant on rows already on the device, timed with CUDA events; the walk's
+    margins (the first variant's) to compare the others with."""
     from numba import cuda
 
-    from kernels import _numba_cuda
     from kernels._numba_cuda import CudaLauncher
 
-    forest = load_model(data / "reference.ubj")
-    start = time.perf_counter()
-    X = _rows(n_rows, forest.num_features, np.random.default_rng(1), nan=0.02)
-    result: dict[str, Any] = {"rows": n_rows, "make_rows_s": round(time.perf_counter() - start, 1)}
-
-    # The kernel alone, on rows already on the device, timed with CUDA events.
+    n_rows = X.shape[0]
     d_X = cuda.to_device(X)
     d_out = cuda.device_array((n_rows, forest.num_outputs), np.float64)
-    device_only: dict[str, float] = {}
+    poison = np.full((n_rows, forest.num_outputs), np.nan)
+    device_only: dict[str, Any] = {}
     reference = None
-    for label, options in {
-        "shared_128": {},
-        "shared_256": {"threads_per_block": 256},
-        "shared_64": {"threads_per_block": 64},
-        "global_128": {"rows_in_shared": False},
-    }.items():
+    for label, options in VARIANTS.items():
         launcher = CudaLauncher(forest, **options)
 
         def timed(launcher: CudaLauncher = launcher) -> float:
@@ -163,24 +192,48 @@ def _throughput(data: Path, n_rows: int) -> dict[str, Any]:
             launcher.predict_device(d_X, d_out)
             end.record()
             end.synchronize()
-            return begin.elapsed_time(end) / 1e3  # ms -> s
+            return max(begin.elapsed_time(end), 1e-6) / 1e3  # ms -> s (0 in the simulator)
 
-        device_only[label] = round(n_rows / _median_s(timed))
+        d_out.copy_to_device(poison)
+        rate = round(n_rows / _median_s(timed))
         margins = d_out.copy_to_host()
         reference = margins if reference is None else reference
-        if not np.array_equal(margins, reference):
-            device_only[label + "_MISMATCH"] = 1
-        print(f"device only {label}: {device_only[label] / 1e6:.1f} M rows/s", flush=True)
-    result["rows_per_s_device_only"] = device_only
+        device_only[label] = {
+            "rows_per_s": rate,
+            "margins_differing_from_walk": int((margins != reference).sum()),
+            "launcher": _describe(launcher),
+        }
+        print(f"device only {label}: {rate / 1e6:.1f} M rows/s", flush=True)
+    if reference is None:
+        raise RuntimeError("no variant ran")
+    return device_only, reference
+
+
+def _throughput(data: Path, n_rows: int, model: str = "reference") -> dict[str, Any]:
+    from numba import cuda
+
+    from kernels import _numba_cuda
+    from kernels._numba_cuda import CudaLauncher
+
+    forest = load_model(data / f"{model}.ubj")
+    start = time.perf_counter()
+    X = _rows(n_rows, forest.num_features, np.random.default_rng(1), nan=0.02)
+    result: dict[str, Any] = {"rows": n_rows, "make_rows_s": round(time.perf_counter() - start, 1)}
+
+    device_only, reference = _device_only(forest, X)
+    result["device_only"] = device_only
+    fastest = max(device_only, key=lambda k: device_only[k]["rows_per_s"])
+    result["fastest_device_only"] = fastest
 
     # From host memory to host memory: staging copies, transfers, kernel, copies back.
-    with_transfers: dict[str, float] = {}
+    with_transfers: dict[str, Any] = {}
     chunk = CudaLauncher(forest).chunk_rows
     for label, options in {
-        "copy1": {"copy_threads": 1},
-        "copy4": {},
-        "copy8": {"copy_threads": 8},
-        "copy8_chunk4x": {"copy_threads": 8, "chunk_rows": 4 * chunk},
+        "walk_128_copy4": {**VARIANTS["walk_128"], "copy_threads": 4},
+        "default_copy4": {"copy_threads": 4},
+        "default": {},
+        f"{fastest}_copy16": {**VARIANTS[fastest], "copy_threads": 16},
+        f"{fastest}_chunk4x": {**VARIANTS[fastest], "chunk_rows": 4 * chunk},
     }.items():
         launcher = CudaLauncher(forest, **options)
         out = np.full((n_rows, forest.num_outputs), np.nan)
@@ -190,11 +243,13 @@ def _throughput(data: Path, n_rows: int) -> dict[str, Any]:
             launcher(X, out)
             return time.perf_counter() - start
 
-        with_transfers[label] = round(n_rows / _median_s(timed, reps=3))
-        if not np.array_equal(out, reference):
-            with_transfers[label + "_MISMATCH"] = 1
-        print(f"with transfers {label}: {with_transfers[label] / 1e6:.1f} M rows/s", flush=True)
-    result["rows_per_s_with_transfers"] = with_transfers
+        rate = round(n_rows / _median_s(timed, reps=3))
+        with_transfers[label] = {
+            "rows_per_s": rate,
+            "margins_differing_from_walk": int((out != reference).sum()),
+        }
+        print(f"with transfers {label}: {rate / 1e6:.1f} M rows/s", flush=True)
+    result["with_transfers"] = with_transfers
 
     # The public API: adds the margin buffer, the link and the float32 result.
     kernel = compile_model(forest, backend="cuda")
@@ -220,7 +275,7 @@ def _throughput(data: Path, n_rows: int) -> dict[str, Any]:
         dev.copy_to_device(host)
     cuda.synchronize()
     result["pinned_h2d_GB_per_s"] = round(5 * host.nbytes / (time.perf_counter() - start) / 1e9, 1)
-    for kern in (_numba_cuda._predict_shared, _numba_cuda._predict_global):
+    for kern in (_numba_cuda._predict_shared, _numba_cuda._predict_perfect):
         if hasattr(kern, "get_regs_per_thread"):  # not in the simulator
             result[f"{kern.__name__}_regs_local_bytes"] = [
                 list(kern.get_regs_per_thread().values()),
@@ -236,7 +291,10 @@ def _throughput(data: Path, n_rows: int) -> dict[str, Any]:
     return result
 
 
-def run(data: Path, n_rows: int) -> None:
+def run(
+    data: Path, n_rows: int, *, check_rows: int | None = None, model: str = "reference"
+) -> None:
+    """Exactness of every variant on both models, then throughput on ``model``."""
     from numba import cuda
 
     device = cuda.get_current_device()
@@ -248,21 +306,32 @@ def run(data: Path, n_rows: int) -> None:
         "python": platform.python_version(),
         "numba": __import__("numba").__version__,
         "numba_cuda": _version("numba-cuda"),
+        "numpy": np.__version__,
         "cpu_count": os.cpu_count(),
+        "variants": VARIANTS,
     }
     out_dir = Path(os.environ.get("OUT", "."))
     path = out_dir / "gpu_check.json"
     for key, step in [
-        ("small", lambda: _exactness(data, "small")),
-        ("reference", lambda: _exactness(data, "reference")),
-        ("throughput", lambda: _throughput(data, n_rows)),
+        ("small", lambda: _exactness(data, "small", check_rows)),
+        ("reference", lambda: _exactness(data, "reference", check_rows)),
+        ("throughput", lambda: _throughput(data, n_rows, model)),
     ]:
+        start = time.perf_counter()
         try:
             report[key] = step()
         except Exception as exc:  # report what failed and carry on with the next step
             report[key] = {"error": f"{type(exc).__name__}: {exc}"}
+        report[key]["step_s"] = round(time.perf_counter() - start, 1)
         path.write_text(json.dumps(report, indent=2))
-        print(key, json.dumps(report[key]), flush=True)
+        print(key, json.dumps(_summary(report[key])), flush=True)
+
+
+def _summary(report: Any) -> Any:
+    """``report`` without the launcher descriptions (they are in the JSON file)."""
+    if isinstance(report, dict):
+        return {k: _summary(v) for k, v in report.items() if k != "launcher"}
+    return report
 
 
 def _version(dist: str) -> str:
@@ -279,8 +348,13 @@ def main() -> None:
     parser.add_argument("step", choices=("prepare", "run"))
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--data", type=Path, default=REPO / ".gpucheck")
+    parser.add_argument("--check-rows", type=int, help="rows per exactness check (all)")
+    parser.add_argument("--model", default="reference", help="model timed (reference)")
     args = parser.parse_args()
-    prepare(args.data) if args.step == "prepare" else run(args.data, args.rows)
+    if args.step == "prepare":
+        prepare(args.data)
+    else:
+        run(args.data, args.rows, check_rows=args.check_rows, model=args.model)
 
 
 if __name__ == "__main__":

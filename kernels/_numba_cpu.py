@@ -168,7 +168,11 @@ def predict_reference(
                     go_left = False
                     # truncation toward zero: (-1, 0) is category 0; 2**31 bounds the cast
                     # (LightGBM reads an int); values past either end go right
-                    if x > -1.0 and x < 2147483648.0:
+                    if (
+                        x > -1.0
+                        and x < 2147483648.0
+                        and (categorical[node] == 1 or x == np.floor(x))
+                    ):
                         c = np.int64(x)
                         word = c >> 5
                         if word < cat_len[node]:
@@ -187,11 +191,7 @@ _LAUNCH_LOCK = threading.Lock()
 
 def choose_layout(forest: Forest) -> str:
     """``perfect`` for boosted trees, ``sparse`` for deep ones, ``reference`` otherwise."""
-    if (
-        forest.num_trees == 0
-        or forest.has_categorical
-        or forest.has_zero_missing
-    ):
+    if forest.num_trees == 0 or forest.has_categorical or forest.has_zero_missing:
         return "reference"
     if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:
         return "perfect"

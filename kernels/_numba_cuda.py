@@ -1,28 +1,37 @@
 """The Numba CUDA kernels: one GPU thread per row, every tree in turn, margins in float64.
 
 Two traversals, both adding leaf values in float64 in tree order (so their margins are
-bitwise those of the IR's walk), both reading the block's rows from shared memory, staged
-with coalesced loads: a tree walk reads features in a data-dependent order, which straight
-from global memory costs one scattered load per visited node.
+bitwise those of the IR's walk), both reading the block's rows from shared memory: a tree
+walk reads features in a data-dependent order, which straight from global memory costs one
+scattered load per visited node (staging was 24% faster for the walk).
 
 * **perfect** (the default): the forest padded to complete trees of the forest's depth
-  (:func:`kernels._cpu_layout.perfect_layout`), so the children of position ``p`` are
-  ``2p + 1`` and ``2p + 2`` and a node is two words: a float32 threshold and an int32
-  code, the offset of its feature's column among the block's staged rows, bitwise
-  complemented when a missing value goes right. A step is branch-free::
+  (:func:`kernels._cpu_layout.perfect_layout`), so the children of node ``q`` are
+  ``2q + c`` and ``2q + c + 1`` (``c`` fixed per tree) and a node is two 4-byte words: a
+  float32 threshold and a code, twice the offset of its feature's column among the block's
+  staged rows plus 1 when a missing value goes right. The rows are staged column-major
+  (column j of the block at ``j * B``), so whatever columns the 32 threads of a warp ask
+  for, they read 32 different banks. A step is branch-free::
 
-      x = rows[offset + tid]                     # column-major: no bank conflicts
-      x = (+inf if code < 0 else -inf) if isnan(x) else x
-      p = 2 * p + 1 + (x >= threshold)
+      x = rows[code // 2 + tid]
+      go_right = x >= threshold or (isnan(x) and code % 2)
+      q = 2 * q + c + go_right
 
-  which takes ``x < threshold`` left and NaN its default way, exactly, as long as no
-  threshold is ``-inf`` or NaN. Trees are walked two at a time (independent loads for the
-  scheduler to overlap); nodes are read from global memory (one level of a tree spans a
-  few cache lines, and the forest stays in L2), or block by block from shared memory in
-  chunks of ``trees_in_shared`` trees.
+  which sends ``x < threshold`` left and NaN its default way, exactly, as long as no
+  threshold is ``-inf`` or NaN. Nodes come from global memory (one level of a tree spans
+  a few cache lines, and the forest stays in L1/L2), two trees descend together so each
+  thread has two independent chains of loads, and index arithmetic stays in uint32.
 * **walk**: the IR's nodes with branches, for forests deeper than
-  :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`, with a ``-inf`` threshold, or with rows
-  too wide for shared memory.
+  :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`, with a ``-inf`` or NaN threshold, or with
+  rows too wide for shared memory.
+
+On an H200 (``benchmarks/gpu_check.py``, DESIGN reference model, 10M rows on the device)
+the walk scored 56M rows/s and the perfect traversal 265M (128 threads a block; 64: 263M;
+96: 249M; one tree at a time: 168M). Slower there, and so not kept: nodes copied to shared
+memory 8 trees at a time (180M: the copies and barriers cost more than L1 hits), NaN
+resolved at staging into two copies of each column (148M) and the same with uint32 keys
+that make a node one 8-byte load (140M): both double the shared memory per row, halving
+the rows in flight.
 
 Batches travel in chunks through pinned host buffers that live as long as the launcher
 (pinned memory is what lets a copy run asynchronously). Chunks alternate between two
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +53,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba import cuda, float32, uint32
+from numba import cuda, float32
 
 from kernels._cpu_layout import MAX_PERFECT_DEPTH, TILE_ROWS, branch_free_exact, perfect_layout
 from kernels.errors import BackendUnavailableError
@@ -55,17 +65,11 @@ CHUNK_BYTES = 64 << 20
 _SHARED_LIMIT = 48 << 10
 #: Block size of the perfect traversal unless the staged rows need a smaller one.
 PERFECT_THREADS = 128
+#: Host threads copying X into pinned memory, at most (one core copied 6.5 GB/s; the bus
+#: to an H200 carried 48 GB/s, and 8 threads scored 88M rows/s from host memory where 4
+#: scored 68M).
+COPY_THREADS = 8
 U32 = np.uint32
-#: ``flags`` bits of the perfect kernels: walk trees in pairs; stage rows one per thread
-#: (else one per warp); stage each column twice with NaN resolved (see _step_resolved).
-PAIR, BY_THREAD, RESOLVED = 1, 2, 4
-U64 = np.uint64
-_SIGN = np.uint32(0x80000000)
-_INF_BITS = np.uint32(0x7F800000)
-_KEY_MAX = np.uint32(0xFFFFFFFF)
-_LOW = np.uint64(0xFFFFFFFF)
-_POS_INF = np.float32(np.inf)
-_NEG_INF = np.float32(-np.inf)
 
 UNAVAILABLE = (
     "backend 'cuda' needs an NVIDIA GPU with a working driver and the numba-cuda package; "
@@ -107,7 +111,14 @@ def _row_margin(x, k, forest):
     return acc
 
 
-# ``forest`` is the tuple of Forest.arrays() on the device. Kernels compile on first launch
+#: The Forest.arrays() that ``_row_margin`` reads, in its order.
+WALK_ARRAYS = (
+    "feature", "threshold", "left", "right", "default_left", "value", "tree_offsets",
+    "tree_group", "base_margin",
+)  # fmt: skip
+
+
+# ``forest`` is the tuple of WALK_ARRAYS on the device. Kernels compile on first launch
 # for the argument types (eager signatures would compile when this module is imported);
 # cache=True keeps the machine code on disk for the next process.
 @cuda.jit(cache=True)
@@ -141,36 +152,15 @@ def _predict_global(X, forest, out):
 
 
 @cuda.jit(device=True)
-def _put(rows, i, copy, x, copies):
-    """Store ``x`` at ``rows[i]``; with ``copies``, NaN as -inf there and as +inf at
-    ``rows[i + copy]``."""
-    if copies:
-        nan = x != x
-        rows[i] = _NEG_INF if nan else x
-        rows[i + copy] = _POS_INF if nan else x
-    else:
-        rows[i] = x
-
-
-@cuda.jit(device=True)
-def _stage_rows(X, columns, rows, first, n, by_thread, copies):
-    """Copy the block's rows' split columns to ``rows``, column-major (column j at j * B).
-
-    ``by_thread``: thread r copies row r (its loads hit L1 after the first column); else
-    each warp copies whole rows, 32 columns per load (coalesced, conflicting stores).
-    ``copies``: NaN resolved here, into two copies of the columns (see ``_step_resolved``).
-    """
+def _stage_rows(X, columns, rows, first, n):
+    """Copy the block's rows' split columns to ``rows``, column-major (column j at j * B):
+    thread r copies row r (its loads hit L1 after the first column; a warp copying whole
+    rows with coalesced loads but conflicting stores was 2% slower)."""
     tid = cuda.threadIdx.x
     block = cuda.blockDim.x
-    copy = columns.shape[0] * block
-    if by_thread:
-        if tid < n:
-            for j in range(columns.shape[0]):
-                _put(rows, j * block + tid, copy, X[first + tid, columns[j]], copies)
-    else:
-        for r in range(tid // 32, n, block // 32):
-            for j in range(tid % 32, columns.shape[0], 32):
-                _put(rows, j * block + r, copy, X[first + r, columns[j]], copies)
+    if tid < n:
+        for j in range(columns.shape[0]):
+            rows[j * block + tid] = X[first + tid, columns[j]]
     cuda.syncthreads()
 
 
@@ -191,22 +181,12 @@ def _step(rows, tid, node, threshold, q, c):
 
 
 @cuda.jit(device=True)
-def _step_resolved(rows, tid, node, threshold, q, c):
-    """:func:`_step` on rows staged twice, NaN as -inf then as +inf: ``node[q]`` is the
-    offset of the copy that sends NaN the node's default way, so NaN needs no test."""
-    go_right = rows[U32(node[q] + tid)] >= threshold[q]
-    return U32(U32(2) * q + c + U32(go_right))
-
-
-@cuda.jit(device=True)
-def _add_trees(
-    step, acc, rows, tid, node, threshold, first_node, leaf, first_leaf, count, depth, pair
-):
+def _add_trees(acc, rows, tid, node, threshold, first_node, leaf, first_leaf, count, depth, pair):
     """``acc`` plus the leaf values of ``count`` consecutive trees, in tree order.
 
     ``first_node`` and ``first_leaf`` index the first tree's records in ``node``/``threshold``
     and ``leaf``; with ``pair``, two trees descend together (independent loads that the
-    scheduler can overlap). ``step`` is :func:`_step` or :func:`_step_resolved`.
+    scheduler can overlap).
     """
     n_inner = U32((U32(1) << U32(depth)) - U32(1))
     tid = U32(tid)
@@ -219,8 +199,8 @@ def _add_trees(
             p = a
             q = b
             for _ in range(depth):
-                p = step(rows, tid, node, threshold, p, U32(U32(1) - a))
-                q = step(rows, tid, node, threshold, q, U32(U32(1) - b))
+                p = _step(rows, tid, node, threshold, p, U32(U32(1) - a))
+                q = _step(rows, tid, node, threshold, q, U32(U32(1) - b))
             acc += leaf[U32(z + p)]
             acc += leaf[U32(z + U32(1) + q)]
             a = U32(b + n_inner)
@@ -229,7 +209,7 @@ def _add_trees(
     while t < count:
         p = a
         for _ in range(depth):
-            p = step(rows, tid, node, threshold, p, U32(U32(1) - a))
+            p = _step(rows, tid, node, threshold, p, U32(U32(1) - a))
         acc += leaf[U32(z + p)]
         a = U32(a + n_inner)
         z = U32(z + U32(1))
@@ -237,149 +217,36 @@ def _add_trees(
     return acc
 
 
-@cuda.jit(device=True)
-def _add_trees_flags(
-    flags, acc, rows, tid, node, threshold, first_node, leaf, first_leaf, count, depth
-):
-    """:func:`_add_trees` with the step and pairing that ``flags`` choose."""
-    if flags & RESOLVED:
-        return _add_trees(
-            _step_resolved, acc, rows, tid, node, threshold, first_node, leaf, first_leaf,
-            count, depth, flags & PAIR,
-        )  # fmt: skip
-    return _add_trees(
-        _step, acc, rows, tid, node, threshold, first_node, leaf, first_leaf, count, depth,
-        flags & PAIR,
-    )  # fmt: skip
-
-
 @cuda.jit(cache=True)
-def _predict_perfect(X, columns, node, threshold, leaf, group_start, base, depth, flags, out):
-    """Perfect traversal, nodes read from global memory.
+def _predict_perfect(X, columns, node, threshold, leaf, group_start, base, depth, pair, out):
+    """The perfect traversal (see :func:`perfect_arrays` for the arrays).
 
     Trees are sorted by output: those of output ``k`` are ``group_start[k]`` up to
-    ``group_start[k + 1]``. ``flags``: :data:`PAIR`, :data:`BY_THREAD`, :data:`RESOLVED`.
+    ``group_start[k + 1]``.
     """
     rows = cuda.shared.array(0, dtype=float32)
     tid = cuda.threadIdx.x
     first = cuda.blockIdx.x * cuda.blockDim.x
     n = min(cuda.blockDim.x, X.shape[0] - first)
-    _stage_rows(X, columns, rows, first, n, flags & BY_THREAD, flags & RESOLVED)
-    if tid < n:
-        n_inner = (1 << depth) - 1
-        for k in range(out.shape[1]):
-            t = group_start[k]
-            out[first + tid, k] = _add_trees_flags(
-                flags, base[k], rows, tid, node, threshold, t * n_inner, leaf,
-                t * (n_inner + 1), group_start[k + 1] - t, depth,
-            )  # fmt: skip
-
-
-@cuda.jit(cache=True)
-def _predict_perfect_chunked(
-    X, columns, node, threshold, leaf, group_start, base, depth, flags, chunk, out
-):
-    """Perfect traversal, nodes copied to shared memory ``chunk`` trees at a time.
-
-    Dynamic shared memory holds the staged rows, then ``chunk`` trees' thresholds, then
-    their codes (the same bytes seen as float32 and as uint32).
-    """
-    shared_f = cuda.shared.array(0, dtype=float32)
-    shared_u = cuda.shared.array(0, dtype=uint32)
-    tid = cuda.threadIdx.x
-    block = cuda.blockDim.x
-    first = cuda.blockIdx.x * block
-    n = min(block, X.shape[0] - first)
-    n_inner = (1 << depth) - 1
-    rows_end = columns.shape[0] * block * (2 if flags & RESOLVED else 1)
-    nodes_end = rows_end + chunk * n_inner
-    rows = shared_f[:rows_end]
-    s_threshold = shared_f[rows_end:nodes_end]
-    s_node = shared_u[nodes_end : nodes_end + chunk * n_inner]
-    _stage_rows(X, columns, rows, first, n, flags & BY_THREAD, flags & RESOLVED)
-    for k in range(out.shape[1]):
-        acc = base[k]
-        for t in range(group_start[k], group_start[k + 1], chunk):
-            count = min(chunk, group_start[k + 1] - t)
-            cuda.syncthreads()  # every thread is done with the previous chunk
-            for i in range(tid, count * n_inner, block):
-                s_threshold[i] = threshold[t * n_inner + i]
-                s_node[i] = node[t * n_inner + i]
-            cuda.syncthreads()
-            if tid < n:
-                acc = _add_trees_flags(
-                    flags, acc, rows, tid, s_node, s_threshold, 0, leaf, t * (n_inner + 1),
-                    count, depth,
-                )  # fmt: skip
-        if tid < n:
-            out[first + tid, k] = acc
-
-
-@cuda.jit(device=True)
-def _key(bits):
-    """float32 bits as a uint32 that orders like the float (-0 as +0); NaN as 0."""
-    if bits == _SIGN:
-        bits = U32(0)
-    key = U32(~bits) if bits & _SIGN else U32(bits | _SIGN)
-    return U32(0) if (bits & ~_SIGN) > _INF_BITS else key
-
-
-@cuda.jit(device=True)
-def _step_key(rows, tid, node, threshold, q, c):
-    """:func:`_step_resolved` on keys: ``node[q]`` packs the threshold's key (high half)
-    and the offset of the staged copy (low half) into one load; ``threshold`` is unused."""
-    record = node[q]
-    go_right = rows[U32(U32(record & _LOW) + tid)] >= U32(record >> U64(32))
-    return U32(U32(2) * q + c + U32(go_right))
-
-
-@cuda.jit(cache=True)
-def _predict_perfect_keys(X_bits, columns, node, leaf, group_start, base, depth, flags, out):
-    """Perfect traversal on keys (see :func:`float_keys`): rows staged twice as keys, NaN
-    as the lowest key then as the highest; ``X_bits`` is X seen as uint32."""
-    rows = cuda.shared.array(0, dtype=uint32)
-    tid = cuda.threadIdx.x
-    block = cuda.blockDim.x
-    first = cuda.blockIdx.x * block
-    n = min(block, X_bits.shape[0] - first)
-    copy = columns.shape[0] * block
-    if tid < n:
-        for j in range(columns.shape[0]):
-            bits = X_bits[first + tid, columns[j]]
-            key = _key(bits)
-            rows[j * block + tid] = key
-            rows[copy + j * block + tid] = _KEY_MAX if key == U32(0) else key
-    cuda.syncthreads()
+    _stage_rows(X, columns, rows, first, n)
     if tid < n:
         n_inner = (1 << depth) - 1
         for k in range(out.shape[1]):
             t = group_start[k]
             out[first + tid, k] = _add_trees(
-                _step_key, base[k], rows, tid, node, node, t * n_inner, leaf,
-                t * (n_inner + 1), group_start[k + 1] - t, depth, flags & PAIR,
+                base[k], rows, tid, node, threshold, t * n_inner, leaf, t * (n_inner + 1),
+                group_start[k + 1] - t, depth, pair,
             )  # fmt: skip
 
 
-def float_keys(values: np.ndarray) -> np.ndarray:
-    """float32 values as uint32 keys: ``key(x) >= key(t)`` iff ``x >= t`` (no NaN)."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    bits = np.where(bits == _SIGN, np.uint32(0), bits)  # -0 compares equal to +0
-    return np.where(bits & _SIGN, ~bits, bits | _SIGN).astype(np.uint32)
-
-
-def perfect_arrays(
-    forest: Forest, block: int, *, nan_copies: bool, keys: bool = False
-) -> dict[str, Any] | None:
+def perfect_arrays(forest: Forest, block: int) -> dict[str, Any] | None:
     """The perfect traversal's arrays for blocks of ``block`` rows, or None if inexact.
 
     ``node[t * n_inner + p]`` is tree ``t``'s code at complete-tree position ``p``: where
-    its column sits among the staged rows (position in ``columns`` times ``block``),
-    doubled, plus 1 when NaN goes right; with ``nan_copies``, the offset of the column's
-    copy that sends NaN the right way (the +inf copy is ``width * block`` further on);
-    with ``keys`` (which implies ``nan_copies``), uint64 records with the threshold's key
-    in the high half.
-    Trees are sorted by output, stably, so each output keeps its trees' order. Leaf values
-    are float32 where that is exact (XGBoost's are), else float64.
+    its column sits among the staged rows (its position in ``columns`` times ``block``),
+    doubled, plus 1 when NaN goes right; ``threshold`` is laid out alike. Trees are sorted
+    by output, stably, so each output keeps its trees' order. Leaf values are float32
+    where that is exact (XGBoost's are), else float64.
     """
     inner = forest.feature >= 0
     if forest.num_trees == 0 or not inner.any() or not branch_free_exact(forest):
@@ -392,21 +259,15 @@ def perfect_arrays(
     layout = perfect_layout(forest, depth)
     # TileColumns.offsets is (position + (width if NaN goes right else 0)) * TILE_ROWS.
     copy = layout.feature_offset.astype(np.int64) // TILE_ROWS
-    if nan_copies or keys:
-        code = copy * block
-    else:
-        right = copy >= layout.tiles.width
-        code = 2 * (copy - np.where(right, layout.tiles.width, 0)) * block + right
+    right = copy >= layout.tiles.width
+    code = 2 * (copy - np.where(right, layout.tiles.width, 0)) * block + right
     order = np.argsort(forest.tree_group, kind="stable")
     leaf = layout.leaf_value
     if np.array_equal(leaf.astype(np.float32).astype(np.float64), leaf):
         leaf = leaf.astype(np.float32)
-    node = code.astype(np.uint32)
-    if keys:
-        node = (float_keys(layout.threshold).astype(np.uint64) << U64(32)) | node
     return {
         "columns": layout.tiles.columns.astype(np.int32),
-        "node": np.ascontiguousarray(node[order].ravel()),
+        "node": np.ascontiguousarray(code[order].ravel().astype(np.uint32)),
         "threshold": np.ascontiguousarray(layout.threshold[order].ravel()),
         "leaf": np.ascontiguousarray(leaf[order].ravel()),
         "group_start": np.searchsorted(
@@ -443,22 +304,11 @@ class CudaLauncher:
         :attr:`traversal` says which one runs.
     pair_trees
         Perfect: walk two trees at once.
-    trees_in_shared
-        Perfect: copy nodes to shared memory this many trees at a time (fewer where they
-        would not fit); 0 reads them from global memory.
-    stage_by_thread
-        Perfect: each thread stages its own row (else each warp stages whole rows).
-    nan_copies
-        Perfect: stage every column twice, NaN as -inf and as +inf, so a step needs no NaN
-        test (twice the shared memory per row).
-    keys
-        Perfect, with ``nan_copies``: compare uint32 keys that order like the floats, so a
-        node's threshold and column offset are one 8-byte load (no ``trees_in_shared``).
     rows_in_shared
         Walk: stage each block's rows in shared memory; default: whenever they fit.
     copy_threads
-        Host threads that copy X into the pinned buffer: one core copied 7 GB/s where the
-        bus to an H200 carried 47 GB/s, so one thread left the GPU waiting.
+        Host threads that copy X into the pinned buffer; default :data:`COPY_THREADS`, or
+        the CPU count where smaller.
     """
 
     def __init__(
@@ -469,15 +319,15 @@ class CudaLauncher:
         threads_per_block: int | None = None,
         traversal: str = "auto",
         pair_trees: bool = True,
-        trees_in_shared: int = 0,
-        stage_by_thread: bool = True,
-        nan_copies: bool = False,
-        keys: bool = False,
         rows_in_shared: bool | None = None,
-        copy_threads: int = 4,
+        copy_threads: int | None = None,
     ) -> None:
         if not cuda_available():
             raise BackendUnavailableError(UNAVAILABLE)
+        if forest.has_categorical or forest.has_zero_missing:
+            raise BackendUnavailableError(
+                "backend 'cuda' does not score categorical splits or zero_as_missing yet"
+            )
         if threads_per_block is not None and (threads_per_block <= 0 or threads_per_block % 32):
             raise ValueError(f"threads_per_block must be a multiple of 32, not {threads_per_block}")
         if traversal not in ("auto", "perfect", "walk"):
@@ -485,23 +335,19 @@ class CudaLauncher:
         self.num_features = forest.num_features
         self.num_outputs = forest.num_outputs
         self.chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * max(1, self.num_features)))
-        arrays = None
+        arrays = block = None
         if traversal != "walk":
             width = np.unique(forest.feature[forest.feature >= 0]).size
-            nan_copies = nan_copies or keys
-            block = _perfect_block(4 * max(1, width) * (2 if nan_copies else 1), threads_per_block)
-            arrays = block and perfect_arrays(forest, block, nan_copies=nan_copies, keys=keys)
-        if arrays:
-            flags = (PAIR if pair_trees else 0) | (BY_THREAD if stage_by_thread else 0)
-            self._init_perfect(arrays, block, flags | (RESOLVED if nan_copies else 0), keys)
-            if not keys:
-                self._chunk_trees(arrays, trees_in_shared)
+            block = _perfect_block(4 * max(1, width), threads_per_block)
+            arrays = perfect_arrays(forest, block) if block else None
+        if arrays and block:
+            self._init_perfect(arrays, block, pair_trees)
         else:
             self._init_walk(forest, threads_per_block or 128, rows_in_shared)
         self._streams = (cuda.stream(), cuda.stream())
         self._buffers: list[tuple[np.ndarray, np.ndarray, Any, Any]] = []
-        self._copy_threads = copy_threads
-        self._pool = ThreadPoolExecutor(copy_threads) if copy_threads > 1 else None
+        self._copy_threads = copy_threads or min(COPY_THREADS, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self._copy_threads) if self._copy_threads > 1 else None
         # Concurrent calls would share the staging buffers.
         self._lock = threading.Lock()
         # Compile now, so a missing CUDA toolkit shows at compile_model, not at predict; the
@@ -518,44 +364,29 @@ class CudaLauncher:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise BackendUnavailableError(f"{UNAVAILABLE} ({reason})") from exc
 
-    def _init_perfect(self, arrays: dict[str, Any], block: int, flags: int, keys: bool) -> None:
+    def _init_perfect(self, arrays: dict[str, Any], block: int, pair: bool) -> None:
         self.traversal = "perfect"
         self.threads_per_block = block
         self.rows_in_shared = True
-        self.flags = flags
-        self.keys = keys
-        self.trees_in_shared = 0
-        copies = 2 if flags & RESOLVED else 1
-        self._shared_bytes = arrays["columns"].shape[0] * block * 4 * copies
-        self._kernel = _predict_perfect_keys if keys else _predict_perfect
-        names = ("columns", "node") + (() if keys else ("threshold",))
-        device = [cuda.to_device(arrays[k]) for k in (*names, "leaf", "group_start", "base")]
-        self._args: tuple[Any, ...] = (*device, arrays["depth"], flags)
-
-    def _chunk_trees(self, arrays: dict[str, Any], trees: int) -> None:
-        """Switch to nodes in shared memory, ``trees`` at a time, or fewer to fit."""
-        tree_bytes = 8 * ((1 << arrays["depth"]) - 1)
-        room = (_SHARED_LIMIT - self._shared_bytes) // tree_bytes
-        self.trees_in_shared = max(0, min(trees, room))
-        if self.trees_in_shared:
-            self._shared_bytes += self.trees_in_shared * tree_bytes
-            self._kernel = _predict_perfect_chunked
-            self._args = (*self._args, self.trees_in_shared)
+        self.pair_trees = pair
+        self._shared_bytes = arrays["columns"].shape[0] * block * 4
+        self._kernel = _predict_perfect
+        names = ("columns", "node", "threshold", "leaf", "group_start", "base")
+        device = [cuda.to_device(arrays[k]) for k in names]
+        self._args: tuple[Any, ...] = (*device, arrays["depth"], int(pair))
 
     def _init_walk(self, forest: Forest, block: int, rows_in_shared: bool | None) -> None:
         self.traversal = "walk"
         self.threads_per_block = block
-        self.trees_in_shared = 0
-        self.flags = 0
-        self.keys = False
+        self.pair_trees = False
         shared_bytes = block * self.num_features * 4
         if rows_in_shared is None:
             rows_in_shared = 0 < shared_bytes <= _SHARED_LIMIT
         self.rows_in_shared = rows_in_shared
         self._kernel = _predict_shared if rows_in_shared else _predict_global
         self._shared_bytes = shared_bytes if rows_in_shared else 0
-        forest_arrays = forest.arrays().values()
-        self._args = (tuple(cuda.to_device(np.ascontiguousarray(a)) for a in forest_arrays),)
+        arrays = forest.arrays()
+        self._args = (tuple(cuda.to_device(np.ascontiguousarray(arrays[k])) for k in WALK_ARRAYS),)
 
     def predict_device(self, X: Any, out: Any, *, stream: Any = 0) -> None:
         """Launch on arrays already on the device (asynchronous on ``stream``).
@@ -566,7 +397,7 @@ class CudaLauncher:
         n_rows = X.shape[0]
         blocks = (n_rows + self.threads_per_block - 1) // self.threads_per_block
         launch = self._kernel[blocks, self.threads_per_block, stream, self._shared_bytes]
-        launch(X.view(np.uint32) if self.keys else X, *self._args, out)
+        launch(X, *self._args, out)
 
     def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
         with self._lock:

@@ -1,0 +1,630 @@
+"""scikit-learn estimators (pickle, joblib, skops, or in memory) -> :class:`Forest`.
+
+The rules reproduced are those behind each estimator's own ``predict``/``predict_proba``
+(scikit-learn 1.9):
+
+* ``sklearn.tree`` trees (``_tree.pyx``, ``Tree.apply``; gradient boosting's
+  ``predict_stages``) cast the input to float32 and go left iff ``x <= threshold``
+  (float64); NaN follows the node's ``missing_go_to_left`` (``predict_stages`` has no NaN
+  branch: NaN goes right, and its estimators reject NaN anyway).
+* histogram gradient boosting (``_predictor.pyx``) widens the input to float64 and goes
+  left iff ``x <= num_threshold``; NaN follows ``missing_go_to_left``. A categorical
+  split sends a category in the node's bitset left, another known category right, and an
+  unknown one (or NaN) the missing direction.
+
+For float32 ``x``, ``x <= t`` is ``x < t'`` with ``t'`` the smallest float32 above ``t``
+(:func:`_float32_above`). Both kinds of tree split "NaN or not" with ``threshold = +inf``,
+which ``x < t'`` cannot write, since ``x = +inf`` must go left. sklearn's trees reject
+``+-inf`` in predict, so there it stays ``x < +inf`` (an infinite value, which sklearn
+would refuse, goes right). Histogram boosting accepts infinities: there it becomes
+``x < -inf`` (never true) with the children swapped, which is exact, and such forests
+take the reference CPU layout.
+
+Histogram boosting's categorical columns go through an OrdinalEncoder first, so its
+bitsets hold codes; they are mapped back to the raw integer categories. Unknown values go
+the missing direction, the IR's categorical rule sends them right, so a node whose missing
+direction is left stores the categories that go right and swaps its children. One
+divergence remains: sklearn treats a non-integer value as an unknown category, the IR
+truncates it toward zero (``2.5`` acts as category ``2``).
+
+Pipelines of element-wise, non-decreasing transformers (scalers, a NaN imputer) before
+the model are folded into the thresholds exactly: a split on the transformed value is a
+split on the raw float32 value at the first raw value that goes right, found by binary
+search over the float32s with the pipeline's own ``transform`` (:class:`_Prefix`). An
+imputer's fill value, passed through the later steps, decides each node's NaN direction.
+
+Forests average their trees: ``1 / n_trees`` is folded into the leaves (sklearn sums, then
+divides: the two differ by float64 rounding only). Gradient boosting's learning rate is
+folded the way ``predict_stages`` applies it (``learning_rate * value``) and its constant
+init estimator becomes the base margin. A ``k``-class tree becomes ``k`` trees, one per
+class column.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
+from kernels.ir import Forest
+from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
+
+#: Types a skops file may hold beyond those skops trusts by default (which already cover
+#: scikit-learn's estimators, losses and numpy arrays): what the supported models need.
+SKOPS_TRUSTED = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        # histogram boosting's categorical preprocessor: FunctionTransformer(partial(check_array))
+        "functools.partial",
+        "sklearn.utils.validation.check_array",
+        "numpy.dtype",
+    }
+)
+
+#: Pipeline steps folded into thresholds: element-wise and non-decreasing in each column.
+_FOLDABLE_STEPS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
+_LINEAR = frozenset(
+    {"LinearRegression", "LogisticRegression", "Ridge", "RidgeClassifier", "Lasso", "ElasticNet"}
+)
+#: Largest integer category an HGB categorical split may hold (bounds the IR bitsets).
+MAX_CATEGORY = 1 << 16
+_F32_MAX_KEY = 0x7F7FFFFF  # order key of the largest finite float32
+
+
+def load_pickle(data: bytes) -> Forest:
+    """Unpickle a pickle or joblib file (trusted by the caller) and convert the model."""
+    try:
+        try:
+            import joblib
+        except ImportError:  # plain pickles still load without joblib
+            obj = pickle.loads(data)
+        else:
+            obj = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # unpickling runs arbitrary code: anything can come out
+        raise ModelFormatError(f"cannot unpickle the model ({type(exc).__name__}: {exc})") from exc
+    return _convert(obj, "sklearn-pickle")
+
+
+def load_skops(data: bytes) -> Forest:
+    """Load a skops file, trusting only :data:`SKOPS_TRUSTED` beyond skops' defaults."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ModelFormatError("reading skops files needs the skops package") from None
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise ModelFormatError(f"not a skops file ({type(exc).__name__}: {exc})") from exc
+    unknown = sorted(set(untrusted) - SKOPS_TRUSTED)
+    if unknown:
+        raise ModelFormatError(f"skops file holds types lakescore does not trust: {unknown}")
+    try:
+        obj = sio.loads(data, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise ModelFormatError(f"cannot load skops file ({type(exc).__name__}: {exc})") from exc
+    return _convert(obj, "sklearn-skops")
+
+
+def forest_from_estimator(est: Any, *, source_format: str = "sklearn") -> Forest:
+    """Convert a fitted scikit-learn estimator (or a supported Pipeline ending in one).
+
+    Raises
+    ------
+    UnsupportedModelError
+        The estimator, a pipeline step or a model feature is not supported.
+    """
+    steps, model = _unwrap_pipeline(est)
+    if steps and getattr(model, "is_categorical_", None) is not None:
+        raise UnsupportedModelError("categorical splits behind a pipeline step are not supported")
+    name = type(model).__name__
+    builder = _BUILDERS.get(name) if _is_sklearn(model) else None
+    if builder is None:
+        if name in _LINEAR:
+            raise UnsupportedModelError(f"{name}: linear models are not supported yet")
+        raise UnsupportedModelError(f"{_qualname(model)} is not a supported estimator")
+    if not (hasattr(model, "n_features_in_") and hasattr(est, "n_features_in_")):
+        raise UnsupportedModelError(f"{name} is not fitted")
+    num_features = int(est.n_features_in_)
+    native = builder(model)
+    colmap = _Prefix(steps, num_features, native.input_dtype) if steps else None
+    ir_trees = _to_ir(native.trees, colmap, swap_inf=native.accepts_inf)
+    arrays, offsets = concatenate([breadth_first(t) for t in ir_trees])
+    names = getattr(est, "feature_names_in_", None)
+    metadata = {"estimator": _qualname(model)}
+    if native.classes is not None:
+        metadata["classes"] = json.dumps([str(c) for c in native.classes])
+    if steps:
+        metadata["pipeline"] = ",".join(type(s).__name__ for s in steps)
+    return Forest(
+        **arrays,
+        tree_offsets=offsets,
+        tree_group=np.asarray(native.groups, dtype=np.int32),
+        base_margin=np.asarray(native.base_margin, dtype=np.float64),
+        link=native.link,
+        num_features=num_features,
+        feature_names=tuple(
+            str(n) for n in (names if names is not None else (f"f{i}" for i in range(num_features)))
+        ),
+        objective=native.objective,
+        source_format=source_format,
+        metadata=metadata,
+    )
+
+
+def _convert(obj: Any, source_format: str) -> Forest:
+    module = type(obj).__module__.split(".")[0]
+    if module in ("xgboost", "lightgbm"):
+        return _foreign(obj, module)
+    if not (hasattr(obj, "fit") and hasattr(obj, "get_params")):
+        raise ModelFormatError(f"the file holds a {_qualname(obj)}, not a scikit-learn model")
+    try:
+        return forest_from_estimator(obj, source_format=source_format)
+    except KernelError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFormatError(f"malformed {type(obj).__name__} ({exc})") from exc
+
+
+def _foreign(obj: Any, module: str) -> Forest:
+    """A pickled XGBoost or LightGBM model (sklearn wrapper or Booster): its native loader."""
+    if module == "xgboost":
+        from kernels.loaders.xgboost import load_xgboost_json
+
+        booster = obj.get_booster() if hasattr(obj, "get_booster") else obj
+        return load_xgboost_json(bytes(booster.save_raw(raw_format="json")))
+    try:
+        from kernels.loaders.lightgbm import forest_from_booster
+    except ImportError:
+        raise UnsupportedModelError("LightGBM models are not supported by this build") from None
+    return forest_from_booster(getattr(obj, "booster_", obj))
+
+
+def _is_sklearn(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] == "sklearn"
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+# --- native trees ------------------------------------------------------------------------
+
+
+@dataclass
+class _Tree:
+    """One tree in its library's rule: left iff ``x <= threshold`` (float64) in the model's
+    input dtype, NaN -> ``missing_left``; ``left == -1`` marks a leaf; ``feature`` indexes
+    the estimator's input columns. Categorical nodes carry their IR bitset words and
+    whether their children must be swapped for the IR (see :func:`_hgb_tree`)."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    value: np.ndarray
+    cat_words: dict[int, np.ndarray] | None = None
+    cat_swap: dict[int, bool] | None = None
+
+
+@dataclass
+class _Native:
+    trees: list[_Tree]
+    groups: list[int]
+    base_margin: np.ndarray
+    link: str
+    objective: str
+    input_dtype: type
+    classes: Any = None
+    #: Whether predict accepts +-inf (else a +inf threshold may send +inf right).
+    accepts_inf: bool = False
+
+
+def _unwrap_pipeline(est: Any) -> tuple[list[Any], Any]:
+    """The transformers before the model (nested pipelines flattened), and the model."""
+    if not _is_pipeline(est):
+        return [], est
+    steps: list[Any] = []
+    for _, step in est.steps[:-1]:
+        if _is_pipeline(step):
+            inner, last = _unwrap_pipeline(step)
+            steps += [*inner, last]
+        elif step is not None and not isinstance(step, str):  # "passthrough"
+            steps.append(step)
+    inner, model = _unwrap_pipeline(est.steps[-1][1])
+    steps += inner
+    for step in steps:
+        _check_step(step)
+    return steps, model
+
+
+def _is_pipeline(obj: Any) -> bool:
+    return _is_sklearn(obj) and type(obj).__name__ == "Pipeline"
+
+
+def _check_step(step: Any) -> None:
+    name = type(step).__name__
+    if _is_sklearn(step) and name in _FOLDABLE_STEPS:
+        return
+    if _is_sklearn(step) and name == "SimpleImputer":
+        missing = step.missing_values
+        if not (isinstance(missing, float) and np.isnan(missing)) or step.add_indicator:
+            raise UnsupportedModelError(
+                "SimpleImputer is supported only with missing_values=nan and no indicator"
+            )
+        return
+    raise UnsupportedModelError(
+        f"pipeline step {_qualname(step)} is not supported (supported before a tree model: "
+        f"{', '.join(_FOLDABLE_STEPS)}, SimpleImputer)"
+    )
+
+
+def _sklearn_tree(est: Any, value: np.ndarray, *, nan_left: bool = True) -> _Tree:
+    t = est.tree_
+    left = np.asarray(t.children_left, dtype=np.int64)
+    if nan_left:
+        missing = np.asarray(t.missing_go_to_left, dtype=bool)
+    else:
+        missing = np.zeros(left.shape[0], dtype=bool)
+    return _Tree(
+        feature=np.asarray(t.feature, dtype=np.int64),
+        threshold=np.asarray(t.threshold, dtype=np.float64),
+        left=left,
+        right=np.asarray(t.children_right, dtype=np.int64),
+        missing_left=missing,
+        value=np.asarray(value, dtype=np.float64),
+    )
+
+
+def _single_output(est: Any) -> None:
+    if int(getattr(est, "n_outputs_", 1)) != 1:
+        raise UnsupportedModelError(f"{type(est).__name__}: multi-output models are not supported")
+
+
+def _tree_classifier(est: Any) -> _Native:
+    """predict_proba: the mean over trees of each leaf's class fractions (``tree_.value``)."""
+    _single_output(est)
+    members = est.estimators_ if hasattr(est, "estimators_") else [est]
+    k = int(est.n_classes_)
+    if k < 2:
+        raise UnsupportedModelError(f"{type(est).__name__} was fitted on a single class")
+    columns = [1] if k == 2 else list(range(k))
+    scale = 1.0 / len(members)
+    trees, groups = [], []
+    for member in members:
+        proba = np.asarray(member.tree_.value, dtype=np.float64)[:, 0, :k]
+        for group, column in enumerate(columns):
+            trees.append(_sklearn_tree(member, proba[:, column] * scale))
+            groups.append(group)
+    return _Native(
+        trees, groups, np.zeros(len(columns)), "identity", str(est.criterion), np.float32,
+        classes=est.classes_,
+    )  # fmt: skip
+
+
+def _tree_regressor(est: Any) -> _Native:
+    _single_output(est)
+    members = est.estimators_ if hasattr(est, "estimators_") else [est]
+    scale = 1.0 / len(members)
+    trees = [_sklearn_tree(m, np.asarray(m.tree_.value)[:, 0, 0] * scale) for m in members]
+    return _Native(trees, [0] * len(trees), np.zeros(1), "identity", str(est.criterion), np.float32)
+
+
+#: Loss link (class name) -> (IR link, factor on the raw prediction).
+_LINKS = {
+    "IdentityLink": ("identity", 1.0),
+    "LogLink": ("exp", 1.0),
+    "LogitLink": ("sigmoid", 1.0),
+    "HalfLogitLink": ("sigmoid", 2.0),  # exponential loss: proba = expit(2 * raw)
+    "MultinomialLogit": ("softmax", 1.0),
+}
+
+
+def _loss_link(est: Any, *, regressor_identity: bool) -> tuple[str, float]:
+    if regressor_identity and not hasattr(est, "classes_"):
+        return "identity", 1.0  # GradientBoostingRegressor.predict returns the raw sum
+    name = type(est._loss.link).__name__
+    if name not in _LINKS:
+        raise UnsupportedModelError(f"{type(est).__name__}: loss link {name} is not supported")
+    return _LINKS[name]
+
+
+def _gradient_boosting(est: Any) -> _Native:
+    init = est.init_
+    constant = (isinstance(init, str) and init == "zero") or (
+        type(init).__name__ in ("DummyClassifier", "DummyRegressor")
+        and getattr(init, "strategy", "") != "stratified"  # the only random one
+    )
+    if not constant:
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: init estimator {init!r} is not supported "
+            "(only 'zero' or a constant Dummy estimator, the default)"
+        )
+    link, factor = _loss_link(est, regressor_identity=True)
+    probe = np.zeros((1, int(est.n_features_in_)), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = np.asarray(est._raw_predict_init(probe), dtype=np.float64)[0] * factor
+    rate = float(est.learning_rate)
+    trees, groups = [], []
+    for stage in est.estimators_:
+        for k, member in enumerate(stage):
+            # predict_stages adds ``scale * value`` (float64); factor 2 is exact
+            value = rate * np.asarray(member.tree_.value, dtype=np.float64)[:, 0, 0] * factor
+            trees.append(_sklearn_tree(member, value, nan_left=False))
+            groups.append(k)
+    return _Native(
+        trees, groups, base, link, str(est.loss), np.float32,
+        classes=getattr(est, "classes_", None),
+    )  # fmt: skip
+
+
+def _hist_gradient_boosting(est: Any) -> _Native:
+    link, factor = _loss_link(est, regressor_identity=False)
+    if factor != 1.0:
+        raise UnsupportedModelError(f"{type(est).__name__}: loss link factor {factor}")
+    feature_map, categories = _hgb_columns(est)
+    known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+    trees, groups = [], []
+    for iteration in est._predictors:
+        for k, predictor in enumerate(iteration):
+            trees.append(_hgb_tree(predictor, feature_map, categories, known, f_idx_map))
+            groups.append(k)
+    base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+    loss = getattr(est, "loss", "")
+    return _Native(
+        trees, groups, base, link, str(loss), np.float64,
+        classes=getattr(est, "classes_", None), accepts_inf=True,
+    )  # fmt: skip
+
+
+def _hgb_columns(est: Any) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Map the predictors' columns to the input's; for each categorical predictor column,
+    the raw category value of each code the preprocessor's OrdinalEncoder assigns."""
+    n = int(est.n_features_in_)
+    pre = est._preprocessor
+    if pre is None:
+        return np.arange(n), {}
+    feature_map = np.full(n, -1, dtype=np.int64)
+    categories: dict[int, np.ndarray] = {}
+    for name, transformer, columns in pre.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        source = np.arange(n)[columns]
+        out = pre.output_indices_[name]
+        feature_map[out] = source
+        if name != "encoder":
+            continue
+        for i, cats in enumerate(transformer.categories_):
+            cats = np.asarray(cats)
+            label = f"categorical feature {source[i]}"
+            if cats.dtype.kind not in "iuf":
+                raise UnsupportedModelError(f"{label} has non-numeric categories")
+            cats = cats.astype(np.float64)
+            cats = cats[~np.isnan(cats)]  # NaN, last when seen in training, is not a code
+            if ((cats != np.floor(cats)) | (cats < 0) | (cats >= MAX_CATEGORY)).any():
+                raise UnsupportedModelError(
+                    f"{label}: categories must be integers in [0, {MAX_CATEGORY})"
+                )
+            categories[out.start + i] = cats.astype(np.int64)
+    if (feature_map < 0).any():
+        raise UnsupportedModelError("histogram boosting preprocessor drops columns")
+    return feature_map, categories
+
+
+def _bits(words: np.ndarray) -> np.ndarray:
+    """The members of a bitset of 32-bit words."""
+    c = np.arange(32 * words.shape[0])
+    return c[((words[c >> 5] >> (c & 31).astype(np.uint32)) & 1).astype(bool)]
+
+
+def _bitset(members: np.ndarray) -> np.ndarray:
+    members = np.asarray(members, dtype=np.int64)
+    words = np.zeros(int(members.max()) // 32 + 1 if members.size else 0, dtype=np.uint32)
+    np.bitwise_or.at(words, members >> 5, (np.uint32(1) << (members & 31).astype(np.uint32)))
+    return words
+
+
+def _hgb_tree(
+    predictor: Any,
+    feature_map: np.ndarray,
+    categories: dict[int, np.ndarray],
+    known: np.ndarray,
+    f_idx_map: np.ndarray,
+) -> _Tree:
+    nodes = predictor.nodes
+    leaf = nodes["is_leaf"].astype(bool)
+    column = nodes["feature_idx"].astype(np.int64)
+    missing_left = nodes["missing_go_to_left"].astype(bool)
+    tree = _Tree(
+        feature=np.where(leaf, -1, feature_map[np.where(leaf, 0, column)]),
+        threshold=nodes["num_threshold"].astype(np.float64),
+        left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
+        right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
+        missing_left=missing_left,
+        value=np.where(leaf, nodes["value"], 0.0).astype(np.float64),
+        cat_words={},
+        cat_swap={},
+    )
+    for i in np.flatnonzero(~leaf & nodes["is_categorical"].astype(bool)):
+        # Codes: left set, then known. Unknown raw values (and NaN) go the missing way, so
+        # the IR bitset holds the side they do not go to, and the children swap if needed.
+        left_codes = _bits(predictor.raw_left_cat_bitsets[nodes["bitset_idx"][i]])
+        known_codes = _bits(known[f_idx_map[column[i]]])
+        swap = bool(missing_left[i])
+        codes = np.setdiff1d(known_codes, left_codes) if swap else left_codes
+        tree.cat_words[int(i)] = _bitset(categories[int(column[i])][codes])
+        tree.cat_swap[int(i)] = swap
+    return tree
+
+
+_BUILDERS: dict[str, Callable[[Any], _Native]] = {
+    "DecisionTreeClassifier": _tree_classifier,
+    "RandomForestClassifier": _tree_classifier,
+    "ExtraTreesClassifier": _tree_classifier,
+    "DecisionTreeRegressor": _tree_regressor,
+    "RandomForestRegressor": _tree_regressor,
+    "ExtraTreesRegressor": _tree_regressor,
+    "GradientBoostingClassifier": _gradient_boosting,
+    "GradientBoostingRegressor": _gradient_boosting,
+    "HistGradientBoostingClassifier": _hist_gradient_boosting,
+    "HistGradientBoostingRegressor": _hist_gradient_boosting,
+}
+
+
+# --- native rule -> IR rule --------------------------------------------------------------
+
+
+def _float32_above(threshold: np.ndarray) -> np.ndarray:
+    """The smallest float32 strictly above each float64 ``t`` (``+inf`` past the float32
+    range; ``-float32 max`` for ``-inf``): for every float32 ``x``, ``x <= t`` iff
+    ``x < _float32_above(t)``, except ``x = t = +inf`` (see :func:`_to_ir`).
+
+    The nearest float32 is above ``t`` (then the first above it: the float32 below it is
+    farther from ``t``, so below ``t``), or equal to or below it (then the next one up is).
+    """
+    t = np.asarray(threshold, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        nearest = t.astype(np.float32)
+        return np.where(nearest > t, nearest, np.nextafter(nearest, np.float32(np.inf)))
+
+
+def _from_key(key: np.ndarray) -> np.ndarray:
+    """float32 values from order keys (``-0.0`` and ``0.0`` share key 0)."""
+    key = np.asarray(key, dtype=np.int64)
+    bits = np.where(key >= 0, key, (-key) | 0x80000000).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def _first_false(goes_left: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
+    """For ``n`` predicates non-increasing over the finite float32s (called on one float32
+    per predicate), the first float32 where each is false: ``+inf`` if it never is, and
+    ``-float32 max`` if it is false everywhere."""
+    lo = np.full(n, -_F32_MAX_KEY, dtype=np.int64)
+    hi = np.full(n, _F32_MAX_KEY, dtype=np.int64)
+    never_left = ~goes_left(_from_key(lo))
+    always_left = goes_left(_from_key(hi))
+    for _ in range(33):  # the key range spans < 2**32 values
+        mid = (lo + hi) // 2
+        left = goes_left(_from_key(mid))
+        lo = np.where(left, mid, lo)
+        hi = np.where(left, hi, mid)
+    out = _from_key(hi)
+    out[always_left] = np.inf
+    out[never_left] = -np.finfo(np.float32).max
+    return out
+
+
+class _Prefix:
+    """The pipeline steps before the model, as a map of each raw column to the model's."""
+
+    def __init__(self, steps: list[Any], num_features: int, input_dtype: type) -> None:
+        self.steps = steps
+        self.num_features = num_features
+        self.input_dtype = input_dtype
+        probe = self._transform(np.zeros((2, num_features), dtype=np.float32))
+        if probe.shape != (2, num_features):
+            raise UnsupportedModelError("a pipeline step changes the number of columns")
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        """The steps' own transforms. A value a step overflows to +-inf would make the next
+        step (and so sklearn's predict) reject the row; it is clipped to the largest finite
+        value instead, which keeps every column non-decreasing for the search."""
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for step in self.steps:
+                X = np.asarray(step.transform(X))
+                big = np.finfo(X.dtype).max
+                X = np.clip(X, -big, big)
+        return X
+
+    def image(self, feature: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """What the model sees (in its input dtype, as float64) for raw ``x[i]`` in column
+        ``feature[i]``."""
+        X = np.zeros((feature.shape[0], self.num_features), dtype=np.float32)
+        rows = np.arange(feature.shape[0])
+        X[rows, feature] = x
+        seen = self._transform(X)[rows, feature]
+        return seen.astype(self.input_dtype).astype(np.float64)
+
+    def splits(
+        self, feature: np.ndarray, threshold: np.ndarray, missing_left: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """IR thresholds and NaN directions of native splits on the transformed columns."""
+        pairs, inverse = np.unique(
+            np.stack([feature.astype(np.float64), threshold]), axis=1, return_inverse=True
+        )
+        feat, thr = pairs[0].astype(np.int64), pairs[1]
+        first = _first_false(lambda x: self.image(feat, x) <= thr, feat.shape[0])
+        nan_seen = self.image(feat, np.full(feat.shape[0], np.nan, np.float32))
+        nan_left = np.where(np.isnan(nan_seen), np.nan, nan_seen <= thr)[inverse.reshape(-1)]
+        default_left = np.where(np.isnan(nan_left), missing_left, nan_left == 1)
+        return first[inverse.reshape(-1)], default_left
+
+
+def _to_ir(trees: list[_Tree], colmap: _Prefix | None, *, swap_inf: bool) -> list[TreeArrays]:
+    """Native trees -> IR trees (one vectorised threshold pass over all trees).
+
+    ``swap_inf``: write ``x <= +inf`` exactly, as ``x < -inf`` with the children swapped;
+    otherwise it stays ``x < +inf``, which differs only for ``x = +inf``.
+    """
+    inner = [t.left >= 0 for t in trees]
+    feature = np.concatenate([t.feature[m] for t, m in zip(trees, inner, strict=True)])
+    threshold = np.concatenate([t.threshold[m] for t, m in zip(trees, inner, strict=True)])
+    missing = np.concatenate([t.missing_left[m] for t, m in zip(trees, inner, strict=True)])
+    if colmap is None:
+        ir_threshold, default_left = _float32_above(threshold), missing
+        nan_split = np.isposinf(threshold) & swap_inf
+    elif feature.size:
+        ir_threshold, default_left = colmap.splits(feature, threshold, missing)
+        nan_split = np.zeros(feature.shape[0], dtype=bool)
+    else:
+        ir_threshold = default_left = nan_split = np.zeros(0, dtype=bool)
+    bounds = np.cumsum([0] + [int(m.sum()) for m in inner])
+    out = []
+    for j, (tree, mask) in enumerate(zip(trees, inner, strict=True)):
+        n = tree.left.shape[0]
+        part = slice(bounds[j], bounds[j + 1])
+        thr = np.zeros(n, dtype=np.float32)
+        thr[mask] = ir_threshold[part]
+        dl = np.zeros(n, dtype=np.uint8)
+        dl[mask] = default_left[part]
+        swap = np.zeros(n, dtype=bool)
+        swap[mask] = nan_split[part]
+        thr[swap] = -np.inf
+        dl[swap] = ~tree.missing_left[swap]
+        categorical = np.zeros(n, dtype=np.uint8)
+        cat_start = np.zeros(n, dtype=np.int32)
+        cat_len = np.zeros(n, dtype=np.int32)
+        words: list[np.ndarray] = []
+        for i, bits in (tree.cat_words or {}).items():
+            # 2: only whole numbers are categories (sklearn maps 2.5 to 'unknown', the
+            # missing side, which the swap below made the right one, as for NaN)
+            categorical[i], thr[i], dl[i] = 2, 0.0, 0
+            cat_start[i] = sum(w.shape[0] for w in words)
+            cat_len[i] = bits.shape[0]
+            words.append(bits)
+            swap[i] = (tree.cat_swap or {})[i]
+        out.append(
+            TreeArrays(
+                feature=np.where(mask, tree.feature, -1),
+                threshold=thr,
+                left=np.where(swap, tree.right, tree.left),
+                right=np.where(swap, tree.left, tree.right),
+                default_left=dl,
+                value=tree.value,
+                categorical=categorical,
+                cat_start=cat_start,
+                cat_len=cat_len,
+                cat_bits=np.concatenate(words) if words else np.zeros(0, np.uint32),
+            )
+        )
+    return out

@@ -1,0 +1,356 @@
+"""The Ray executor: actors that build their worker once, bounded in-flight tasks, the
+original exception on failure, retries after a killed actor, no hang on 2 CPUs, and the
+engine on Ray giving the same rows and scores as the local executor.
+
+One Ray (2 CPUs) is started for the module; the CLI tests start or connect their own.
+Workers record what they did in files, since an actor shares no memory with the test.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from scoring_helpers import ID, error_line, read_sink, run_cli, scores_by_id  # noqa: E402
+
+import engine  # noqa: E402
+from cluster import TaskFailed, make_executor  # noqa: E402
+from cluster import ray_executor as ray_executor_module  # noqa: E402
+from cluster.ray_executor import RayExecutor  # noqa: E402
+from engine.errors import BadInputError  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+# Actors cannot import this test module: ship its functions and classes by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+NO_TASK = -1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(private_model_cache: Path) -> Iterator[str]:
+    """A private 2-CPU Ray for the module (its workers see the session's model cache);
+    yields its address."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,
+        logging_level=logging.WARNING,
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A worker factory whose workers leave files in ``root``: ``factory-<pid>-*`` per
+    factory call, ``started-<task>``/``finished-<task>`` per task. The worker raises on
+    ``fail_on``, and kills its own process on ``crash_on`` (the first time only, unless
+    ``crash_always``). The first actor to build a worker is slow when ``slow_seconds``."""
+
+    root: str
+    seconds: float = 0.01
+    slow_seconds: float = 0.0
+    fail_on: int = NO_TASK
+    crash_on: int = NO_TASK
+    crash_always: bool = False
+
+    def __call__(self):
+        pid = os.getpid()
+        Path(self.root, f"factory-{pid}-{uuid.uuid4().hex}").touch()
+        seconds = self.seconds
+        if self.slow_seconds:
+            try:  # the first actor to get here is the slow one
+                with Path(self.root, "slow-actor").open("x") as fh:
+                    fh.write(str(pid))
+                seconds = self.slow_seconds
+            except FileExistsError:
+                pass
+        return functools.partial(self.work, pid, seconds)
+
+    def work(self, pid: int, seconds: float, task: int) -> tuple[str, int, int]:
+        Path(self.root, f"started-{task}-{uuid.uuid4().hex}").touch()
+        if task == self.fail_on:
+            raise ValueError(f"bad task {task}")
+        if task == self.crash_on:
+            marker = Path(self.root, f"crashed-{task}-{pid}")
+            if self.crash_always or not any(Path(self.root).glob(f"crashed-{task}-*")):
+                marker.touch()
+                os._exit(1)
+        time.sleep(seconds)
+        Path(self.root, f"finished-{task}-{uuid.uuid4().hex}").touch()
+        return ("done", task, pid)
+
+
+def files(root: Path, prefix: str) -> list[str]:
+    return sorted(p.name for p in root.glob(f"{prefix}-*"))
+
+
+def tasks_in(root: Path, prefix: str) -> list[int]:
+    return sorted(int(name.split("-")[1]) for name in files(root, prefix))
+
+
+class CountingTasks:
+    """An iterator of tasks that records how far ahead of the results it was pulled."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for i in range(self.n):
+            self.pulled += 1
+            yield i
+
+
+# --- the executor ------------------------------------------------------------------------
+
+
+def test_every_task_once_bounded_and_the_faster_actor_takes_more(tmp_path: Path) -> None:
+    probe = Probe(str(tmp_path), seconds=0.01, slow_seconds=0.3)
+    tasks = CountingTasks(40)
+    executor = RayExecutor(num_actors=2, tasks_per_actor=2)
+    results = []
+    for result in executor.execute(probe, tasks):
+        results.append(result)
+        assert tasks.pulled - len(results) <= 2 * 2  # the task list is read lazily
+    executor.shutdown()
+
+    assert sorted(r[1] for r in results) == list(range(40))
+    assert all(r[0] == "done" for r in results)
+    pids = {r[2] for r in results}
+    assert len(pids) == 2  # both actors worked...
+    factory_calls = files(tmp_path, "factory")
+    assert len(factory_calls) == 2  # ...and each built its worker once
+    assert {int(name.split("-")[1]) for name in factory_calls} == pids
+    slow_pid = int((tmp_path / "slow-actor").read_text())
+    by_pid = {pid: sum(r[2] == pid for r in results) for pid in pids}
+    fast = by_pid[(pids - {slow_pid}).pop()]
+    assert fast > 3 * by_pid[slow_pid]  # whichever actor is free takes the next task
+    stats = executor.stats
+    assert stats.tasks_submitted == stats.tasks_succeeded == 40
+    assert stats.tasks_retried == stats.tasks_failed == 0
+    assert stats.workers_started == 2
+    assert sorted(stats.extra["tasks_by_actor"]) == sorted(by_pid.values())
+    assert ray.is_initialized()  # not this executor's Ray: left running
+
+
+def test_failure_is_the_original_exception_and_stops_the_run(tmp_path: Path) -> None:
+    probe = Probe(str(tmp_path), seconds=0.05, fail_on=5)
+    tasks = CountingTasks(60)
+    executor = RayExecutor(num_actors=2, tasks_per_actor=2)
+    got = []
+    with pytest.raises(TaskFailed) as info:
+        for result in executor.execute(probe, tasks):
+            got.append(result[1])
+    failure = info.value
+    assert failure.task == 5
+    assert type(failure.cause) is ValueError  # the worker's exception, not Ray's wrapper
+    assert failure.cause.args == ("bad task 5",)
+    assert failure.__cause__ is failure.cause
+    assert 5 not in got
+    assert tasks.pulled <= 5 + 1 + 2 * 2  # no more than the bound past the failed task
+    started = tasks_in(tmp_path, "started")
+    assert len(started) <= tasks.pulled < 60
+    # Queued tasks were cancelled, running ones finished: nothing runs any more.
+    assert tasks_in(tmp_path, "finished") == sorted(set(started) - {5})
+    time.sleep(0.3)
+    assert tasks_in(tmp_path, "started") == started
+    assert executor.stats.tasks_failed == 1
+    assert executor.stats.tasks_retried == 0
+
+
+def test_a_task_whose_actor_was_killed_runs_again_elsewhere(tmp_path: Path) -> None:
+    probe = Probe(str(tmp_path), seconds=0.02, crash_on=3)
+    executor = RayExecutor(num_actors=2, tasks_per_actor=2)
+    results = list(executor.execute(probe, range(12)))
+
+    assert sorted(r[1] for r in results) == list(range(12))
+    crashed = files(tmp_path, "crashed")
+    assert len(crashed) == 1
+    crashed_pid = int(crashed[0].split("-")[2])
+    assert next(r[2] for r in results if r[1] == 3) != crashed_pid
+    stats = executor.stats
+    assert stats.tasks_retried >= 1  # task 3, and the one queued behind it if any
+    assert stats.tasks_succeeded == 12
+    assert stats.workers_started == 3  # the dead actor was replaced
+    factory_pids = [name.split("-")[1] for name in files(tmp_path, "factory")]
+    assert len(factory_pids) == len(set(factory_pids))  # once per actor, restarts too
+
+
+def test_retries_are_bounded(tmp_path: Path) -> None:
+    probe = Probe(str(tmp_path), crash_on=0, crash_always=True)
+    executor = RayExecutor(num_actors=1, tasks_per_actor=1, max_retries=1)
+    with pytest.raises(TaskFailed) as info:
+        list(executor.execute(probe, range(3)))
+    assert info.value.task == 0
+    assert isinstance(info.value.cause, ray.exceptions.RayActorError)
+    assert len(files(tmp_path, "crashed")) == 2  # the first run and one retry
+    assert executor.stats.tasks_retried == 1
+    assert executor.stats.tasks_failed == 1
+
+
+def test_a_full_cluster_still_makes_progress(tmp_path: Path) -> None:
+    """Every CPU is held by another actor: the pool shrinks to what is free (nothing
+    here), runs unreserved instead of waiting forever, and finishes."""
+
+    @ray.remote(num_cpus=2)
+    class Hog:
+        def ready(self) -> bool:
+            return True
+
+    hog = Hog.remote()
+    ray.get(hog.ready.remote(), timeout=60)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the resource view lags the scheduler a little
+    try:
+        executor = RayExecutor()
+        started = time.perf_counter()
+        results = list(executor.execute(Probe(str(tmp_path)), range(6)))
+        assert time.perf_counter() - started < 60
+    finally:
+        ray.kill(hog)
+    assert sorted(r[1] for r in results) == list(range(6))
+    assert executor.stats.extra["actors"] == 1
+    assert executor.stats.extra["cpus_per_actor"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("free", "options", "expected"),
+    [
+        (2.0, {}, (2, 1.0)),
+        (2.5, {}, (2, 1.0)),
+        (0.5, {}, (1, 0.5)),
+        (0.0, {}, (1, 0.0)),
+        (2.0, {"num_actors": 4}, (4, 0.5)),
+        (3.0, {"cpus_per_actor": 2.0}, (1, 2.0)),
+        (8.0, {"cpus_per_actor": 2.0}, (4, 2.0)),
+    ],
+)
+def test_the_pool_fits_in_the_free_cpus(
+    free: float, options: dict[str, float], expected: tuple[int, float]
+) -> None:
+    assert RayExecutor(**options)._pool_size(free) == expected
+
+
+def test_no_task_starts_no_actor(tmp_path: Path) -> None:
+    executor = RayExecutor()
+    assert list(executor.execute(Probe(str(tmp_path)), [])) == []
+    assert executor.stats.workers_started == 0
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(NotImplementedError, match="GPU"):
+        RayExecutor(num_gpus_per_actor=1)
+    for bad in ({"num_actors": 0}, {"tasks_per_actor": 0}, {"max_retries": -1}):
+        with pytest.raises(ValueError):
+            RayExecutor(**bad)
+
+
+# --- choosing a cluster ------------------------------------------------------------------
+
+
+def test_make_executor_reuses_the_ray_of_this_process(local_ray: str) -> None:
+    for spec in ("ray", "auto", local_ray, f"ray://{local_ray}"):
+        executor = make_executor(spec)
+        assert isinstance(executor, RayExecutor)
+        executor.shutdown()
+        assert ray.is_initialized()  # a Ray it did not start is never shut down
+
+
+def test_make_executor_rejects_unknown_clusters() -> None:
+    for spec in ("ray://nowhere", "nowhere", "host:port", "ray:", "local:0", "a/b:1"):
+        with pytest.raises(ValueError, match="unknown cluster"):
+            make_executor(spec)
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ValueError, match=r"pip install 'lakescore\[ray\]'"):
+        make_executor("ray")
+
+
+def test_an_address_nothing_listens_on_fails_fast() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConnectionError, match=r"cannot reach Ray at ray://127\.0\.0\.1:1: "):
+        ray_executor_module._check_reachable("ray://127.0.0.1:1")
+    assert time.perf_counter() - started < 10
+
+
+# --- the engine on Ray -------------------------------------------------------------------
+
+
+def test_engine_on_ray_matches_local(model_file: Path, lake: Path, tmp_path: Path) -> None:
+    local = engine.score(model_file, lake, tmp_path / "local", id_column=ID, task_rows=128)
+    started = time.perf_counter()
+    on_ray = engine.score(
+        model_file, lake, tmp_path / "ray", id_column=ID, cluster="ray", task_rows=128
+    )
+    assert time.perf_counter() - started < 90  # 24 tasks on 2 CPUs: no hang
+    assert on_ray.status == "ok"
+    assert on_ray.record["executor"] == "ray"
+    assert on_ray.rows_scored == local.rows_scored == 3000
+    assert on_ray.tasks == 24
+    ray_table, local_table = read_sink(tmp_path / "ray"), read_sink(tmp_path / "local")
+    assert ray_table.num_rows == 3000
+    assert scores_by_id(ray_table) == scores_by_id(local_table)  # same ids, same scores
+
+
+def test_bad_data_found_by_an_actor_is_bad_input(
+    model_file: Path, copy_lake, tmp_path: Path
+) -> None:
+    """A page that does not decode is found inside an actor; the engine still sees its
+    BadInputError (exit 2 on the CLI), and the sink is not created."""
+    lake = copy_lake()
+    bad = lake / "region=south" / "part-1.parquet"
+    data = bytearray(bad.read_bytes())
+    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])  # the first page header
+    bad.write_bytes(bytes(data))
+    sink = tmp_path / "scores"
+    with pytest.raises(BadInputError, match=re.escape(str(bad))):
+        engine.score(model_file, lake, sink, id_column=ID, cluster="ray")
+    assert not sink.exists()
+
+
+def test_cli_on_its_own_local_ray(cli, model_file: Path, lake: Path, tmp_path: Path) -> None:
+    sink = tmp_path / "scores"
+    proc = cli("score", "--model", model_file, "--source", lake, "--sink", sink,
+               "--id-column", ID, "--cluster", "ray")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_sink(sink).num_rows == 3000
+
+
+def test_cli_on_an_existing_cluster(
+    cli, local_ray: str, model_file: Path, lake: Path, tmp_path: Path
+) -> None:
+    """``--cluster HOST:PORT`` joins the module's Ray as a second driver and leaves it
+    running; an address nothing listens on is exit 2 with one line."""
+    sink = tmp_path / "scores"
+    proc = cli("score", "--model", model_file, "--source", lake, "--sink", sink,
+               "--id-column", ID, "--cluster", local_ray)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_sink(sink).num_rows == 3000
+    assert ray.get(ray.put("still up"), timeout=30) == "still up"
+
+    proc = run_cli("score", "--model", model_file, "--source", lake,
+                   "--sink", tmp_path / "other", "--id-column", ID,
+                   "--cluster", "127.0.0.1:1")  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot reach Ray at 127.0.0.1:1" in error_line(proc)
+    assert not (tmp_path / "other").exists()
