@@ -179,8 +179,8 @@ def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], 
     (``ROUNDS`` rounds, one call each), record rows/s and peak RSS in ``extra_info`` and
     the timing for the end-of-session table; returns ``score``'s last result."""
 
-    def run(contender: str, n_threads: int, score: Callable[[], T]) -> T:
-        timing = Timing(contender=contender, n_threads=n_threads, rows=ROWS)
+    def run(contender: str, n_threads: int, score: Callable[[], T], rows: int = ROWS) -> T:
+        timing = Timing(contender=contender, n_threads=n_threads, rows=rows)
 
         def timed() -> T:  # own clock: also works under --benchmark-disable
             start = time.perf_counter()
@@ -195,7 +195,7 @@ def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], 
         benchmark.extra_info.update(
             contender=contender,
             n_threads=n_threads,
-            rows=ROWS,
+            rows=rows,
             rows_per_s=round(timing.rows_per_s),
             peak_rss_mib=round(peak_rss_mib(), 1),
         )
@@ -221,7 +221,8 @@ def pytest_terminal_summary(
         f"{'xgboost rows/s':>15}  ratio"
     )
     nan = float("nan")
-    for n_threads in sorted({n for n, _ in results}):
+    reference_pair = ("lakescore-numba", "xgboost-inplace")
+    for n_threads in sorted({n for n, c in results if c in reference_pair}):
         ours = results.get((n_threads, "lakescore-numba"))
         theirs = results.get((n_threads, "xgboost-inplace"))
         ours_rate = ours.rows_per_s if ours else nan
@@ -233,7 +234,28 @@ def pytest_terminal_summary(
             f"{n_threads:>7}  {rows:>9,}  {rounds:>6}  {ours_rate:>17,.0f}  "
             f"{theirs_rate:>15,.0f}  {ours_rate / theirs_rate:5.2f}x"
         )
-    others = sorted((n, c) for n, c in results if c not in ("lakescore-numba", "xgboost-inplace"))
+    families = sorted({c.split(":")[0] for _, c in results if ":" in c})
+    if families:
+        write("")
+        write("model families (ratio = lakescore rows/s / the native library's rows/s)")
+        write(
+            f"{'family':<22} {'threads':>7} {'rows':>9}  {'lakescore':>12}  {'native':>12}  ratio"
+        )
+        for family in families:
+            for n_threads in sorted({n for n, c in results if c.startswith(family + ":")}):
+                ours = results.get((n_threads, f"{family}:lakescore"))
+                theirs = results.get((n_threads, f"{family}:native"))
+                if not (ours and theirs):
+                    continue
+                write(
+                    f"{family:<22} {n_threads:>7} {ours.rows:>9,}  {ours.rows_per_s:>12,.0f}  "
+                    f"{theirs.rows_per_s:>12,.0f}  {ours.rows_per_s / theirs.rows_per_s:5.2f}x"
+                )
+    others = sorted(
+        (n, c)
+        for n, c in results
+        if c not in ("lakescore-numba", "xgboost-inplace") and ":" not in c
+    )
     if others:
         write("")
         write("other contenders (share = their rows/s / lakescore kernel rows/s, same threads)")
