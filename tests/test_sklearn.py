@@ -36,6 +36,8 @@ import pytest
 
 import kernels
 from kernels.loaders import sklearn as sk_loader
+from kernels.loaders._sklearn_rules import _first_false
+from kernels.loaders._thresholds import float32_above
 
 sklearn = pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")
@@ -409,7 +411,7 @@ def test_float32_above_is_exact_on_edges() -> None:
         [rng.normal(size=200), rng.normal(size=200) * 1e30, rng.normal(size=200) * 1e-40]
     )
     for t in np.concatenate([EDGE_THRESHOLDS, random]):
-        above = sk_loader._float32_above(np.array([t]))[0]
+        above = float32_above(np.array([t]))[0]
         assert above.dtype == np.float32
         x = float32_around(np.array([t]))
         if t == np.inf:  # x <= +inf has no float32 "x < t'" form: only x = +inf differs
@@ -421,7 +423,7 @@ def test_float32_above_is_exact_on_edges() -> None:
 
 
 def test_float32_above_is_vectorised_and_known_values() -> None:
-    got = sk_loader._float32_above(np.array([1.0, 0.1, F32_MAX, 1e300, -np.inf, 0.0]))
+    got = float32_above(np.array([1.0, 0.1, F32_MAX, 1e300, -np.inf, 0.0]))
     expected = [
         np.nextafter(np.float32(1), np.float32(2)),
         np.float32(0.1),  # float32(0.1) > 0.1
@@ -438,8 +440,8 @@ def test_binary_search_matches_the_closed_form() -> None:
     rng = np.random.default_rng(1)
     finite = EDGE_THRESHOLDS[np.abs(EDGE_THRESHOLDS) < F32_MAX]
     t = np.concatenate([finite, rng.normal(size=100) * 10.0 ** rng.integers(-30, 30, 100)])
-    found = sk_loader._first_false(lambda x: x.astype(np.float64) <= t, t.shape[0])
-    np.testing.assert_array_equal(found, sk_loader._float32_above(t))
+    found = _first_false(lambda x: x.astype(np.float64) <= t, t.shape[0])
+    np.testing.assert_array_equal(found, float32_above(t))
 
 
 # --- errors ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import numpy as np
 from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
 from kernels.ir import Forest
 from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
+from kernels.loaders._thresholds import float32_above
 
 #: LightGBM's ``kZeroThreshold`` (``1e-35f`` widened to double): ``|x| <= ZERO_BAND`` is zero.
 ZERO_BAND = float(np.float32(1e-35))
@@ -71,16 +72,6 @@ def load_lightgbm_text(data: bytes) -> Forest:
 def forest_from_booster(booster: Any) -> Forest:
     """The forest of an in-memory ``lightgbm.Booster`` (the trees its ``predict`` uses)."""
     return _text_to_forest(booster.model_to_string(), "lightgbm-booster")
-
-
-def float32_above(threshold: np.ndarray) -> np.ndarray:
-    """The smallest float32 strictly above each float64 threshold (``+inf`` past the float32
-    range), so that ``x <= t`` and ``x < float32_above(t)`` agree on every float32 ``x``."""
-    t = np.asarray(threshold, dtype=np.float64)
-    with np.errstate(over="ignore"):  # past float32 max: +inf, as wanted
-        nearest = t.astype(np.float32)
-        # Rounding to nearest lands on one of t's two float32 neighbours (or on t itself).
-        return np.where(nearest > t, nearest, np.nextafter(nearest, np.float32(np.inf)))
 
 
 def numeric_thresholds(threshold: np.ndarray) -> np.ndarray:
