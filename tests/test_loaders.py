@@ -618,3 +618,14 @@ def _assert_same_document(got, expected, path: str) -> None:
 def test_model_dir_holds_both_formats(trained_models, model_dir: Path):
     names = sorted(p.name for p in model_dir.iterdir())
     assert names == sorted(f"{name}.{fmt}" for name in models.NAMES for fmt in models.FORMATS)
+
+
+def test_model_objects_in_memory(trained_models):
+    """``load_model`` takes a fitted Booster as it takes its file: same forest."""
+    model = trained_models[models.NAMES[0]]
+    from_object = kernels.load_model(model.booster)
+    from_file = kernels.load_model(model.path("json"), cache=False)
+    assert from_object.fingerprint() == from_file.fingerprint()
+    assert from_object.source_format == "xgboost-json" and from_object.sha256 == ""
+    with pytest.raises(kernels.ModelFormatError, match="not a scikit-learn model"):
+        kernels.load_model({"not": "a model"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -56,15 +57,17 @@ def _loader(fmt: str) -> Callable[[bytes], Forest]:
 
 
 def load_model(
-    path: str | Path, *, trust_pickle: bool = False, cache: bool | None = None
+    path: str | Path | object, *, trust_pickle: bool = False, cache: bool | None = None
 ) -> Forest:
-    """Load a model file into the IR.
+    """Load a model file (or a fitted model object) into the IR.
 
     Parameters
     ----------
     path
         XGBoost JSON or UBJSON (``Booster.save_model``), LightGBM text, scikit-learn as
-        skops, or (only with ``trust_pickle``) a pickle/joblib file.
+        skops, or (only with ``trust_pickle``) a pickle/joblib file. A fitted model object
+        in memory is accepted too: an ``xgboost.Booster`` or sklearn wrapper, a
+        ``lightgbm.Booster`` or ``LGBMModel``, a scikit-learn estimator or pipeline.
     trust_pickle
         Allow unpickling, which runs code from the file: only for files you trust.
     cache
@@ -80,6 +83,10 @@ def load_model(
     UntrustedModelError
         The file is a pickle and ``trust_pickle`` was not given.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from kernels.loaders.sklearn import forest_from_object
+
+        return forest_from_object(path)
     path = Path(path)
     try:
         data = path.read_bytes()

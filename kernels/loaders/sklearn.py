@@ -159,6 +159,11 @@ def forest_from_estimator(est: Any, *, source_format: str = "sklearn") -> Forest
     )
 
 
+def forest_from_object(obj: Any) -> Forest:
+    """A fitted model object in memory: XGBoost, LightGBM or scikit-learn."""
+    return _convert(obj, "in-memory")
+
+
 def _convert(obj: Any, source_format: str) -> Forest:
     module = type(obj).__module__.split(".")[0]
     if module in ("xgboost", "lightgbm"):
