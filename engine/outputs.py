@@ -38,7 +38,7 @@ def score_batch(kernel: kernels.Kernel, X: np.ndarray) -> dict[str, np.ndarray]:
         return {SCORE_COLUMN: kernel.predict(X)}
     if forest.link == "argmax":
         margin = kernel.predict(X, output="margin").astype(np.float64)
-        probabilities = apply_link(margin, "softmax").astype(np.float32)
+        probabilities = apply_link(margin, "softmax", forest.link_scale).astype(np.float32)
     else:
         probabilities = kernel.predict(X)
     columns = {f"{SCORE_COLUMN}_{k}": probabilities[:, k] for k in range(forest.num_outputs)}

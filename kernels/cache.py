@@ -26,7 +26,7 @@ from kernels.ir import Forest
 log = logging.getLogger("lakescore.kernels.cache")
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
-IR_VERSION = 2
+IR_VERSION = 3
 _ARRAYS = (
     "feature",
     "threshold",
@@ -83,6 +83,7 @@ class ModelCache:
                 source_format=meta["source_format"],
                 sha256=sha256,
                 metadata=dict(meta["metadata"]),
+                link_scale=float(meta.get("link_scale", 1.0)),
             )
             if forest.fingerprint() != meta["fingerprint"]:
                 raise ValueError("content digest mismatch")
@@ -102,6 +103,7 @@ class ModelCache:
             "objective": forest.objective,
             "source_format": forest.source_format,
             "metadata": forest.metadata,
+            "link_scale": forest.link_scale,
             "fingerprint": forest.fingerprint(),
         }
         path = self.path_for(forest.sha256)

@@ -80,6 +80,10 @@ class Forest:
         int32 per node: the node's words in ``cat_bits``.
     cat_bits
         uint32, the bitsets of every categorical split.
+    link_scale
+        The prediction is ``link(link_scale * margin)``: LightGBM's ``sigmoid`` parameter,
+        and ``1 / n_iterations`` for its random forests, which average their trees. The
+        margin output stays the raw sum, as the native ``raw_score`` is.
     """
 
     feature: np.ndarray
@@ -103,6 +107,7 @@ class Forest:
     cat_start: np.ndarray | None = None
     cat_len: np.ndarray | None = None
     cat_bits: np.ndarray | None = None
+    link_scale: float = 1.0
 
     def __post_init__(self) -> None:
         n = self.feature.shape[0]
@@ -200,6 +205,7 @@ class Forest:
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(arr).tobytes())
         digest.update(self.link.encode())
+        digest.update(repr(float(self.link_scale)).encode())
         return digest.hexdigest()
 
     def describe(self) -> dict[str, object]:

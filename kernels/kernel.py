@@ -62,7 +62,11 @@ class Kernel:
         margin = np.empty((X.shape[0], self.forest.num_outputs), dtype=np.float64)
         if X.shape[0]:
             self._launcher(X, margin)
-        result = margin if output == "margin" else apply_link(margin, self.forest.link)
+        result = (
+            margin
+            if output == "margin"
+            else apply_link(margin, self.forest.link, self.forest.link_scale)
+        )
         result = result.astype(np.float32)
         return result[:, 0] if result.shape[1] == 1 else result
 
@@ -90,8 +94,10 @@ class Kernel:
         raise TypeError("a compiled Kernel holds native code: ship the model, compile per worker")
 
 
-def apply_link(margin: np.ndarray, link: str) -> np.ndarray:
+def apply_link(margin: np.ndarray, link: str, scale: float = 1.0) -> np.ndarray:
     """Turn summed margins (float64) into the native library's prediction."""
+    if scale != 1.0:
+        margin = margin * scale
     if link == "identity":
         return margin
     if link == "sigmoid":

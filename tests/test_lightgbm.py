@@ -406,6 +406,32 @@ def test_other_objectives(objective, link, kind):
     )
 
 
+@pytest.mark.parametrize(
+    ("params", "kind", "scale"),
+    [
+        ({"objective": "binary", "sigmoid": 2.0}, "binary", 2.0),
+        ({"objective": "binary", "sigmoid": 0.5, "boosting": "rf", "bagging_freq": 1,
+          "bagging_fraction": 0.5}, "binary", 0.5 / 6),
+        ({"objective": "regression", "boosting": "rf", "bagging_freq": 1,
+          "bagging_fraction": 0.5}, "real", 1 / 6),
+        ({"objective": "multiclassova", "num_class": 3, "sigmoid": 1.5}, "class", 1.5),
+    ],
+)  # fmt: skip
+def test_link_scale_sigmoid_and_random_forests(params, kind, scale):
+    """prediction = link(scale * raw): LightGBM's sigmoid parameter, and the average of a
+    random forest's trees; the margin stays the raw sum, like ``raw_score=True``."""
+    booster = train({**params, "num_leaves": 7}, 6, kind=kind)
+    forest = forest_from_booster(booster)
+    assert forest.link_scale == pytest.approx(scale, rel=1e-15)
+    X, _ = make_data(10, 300)
+    kernel = kernels.compile_model(forest, backend="numba")
+    tol = PROBABILITY_TOL if forest.link == "sigmoid" else MARGIN_TOL
+    np.testing.assert_allclose(kernel.predict(X), booster.predict(X), **tol)
+    np.testing.assert_allclose(
+        kernel.predict(X, output="margin"), booster.predict(X, raw_score=True), **MARGIN_TOL
+    )
+
+
 def test_custom_objective_predicts_the_raw_score():
     """A model trained with a Python objective has no ``objective=`` line."""
 
@@ -447,11 +473,6 @@ def test_feature_names_and_infos_are_kept(cases):
 
 UNSUPPORTED = {
     "linear-tree": ({"objective": "regression", "linear_tree": True}, "linear trees"),
-    "random-forest": (
-        {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.5},
-        "random forests",
-    ),
-    "sigmoid-2": ({"objective": "binary", "sigmoid": 2.0}, "sigmoid:2"),
     "cross-entropy-lambda": ({"objective": "cross_entropy_lambda"}, "cross_entropy_lambda"),
     "regression-sqrt": ({"objective": "regression", "reg_sqrt": True}, "sqrt"),
 }

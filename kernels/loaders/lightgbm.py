@@ -141,13 +141,9 @@ def _build(
         raise UnsupportedModelError(f"LightGBM objective {objective!r} is not supported")
     if "sqrt" in options:
         raise UnsupportedModelError(f"LightGBM objective '{objective} sqrt' is not supported")
-    if "sigmoid" in options and float(options["sigmoid"]) != 1.0:
-        raise UnsupportedModelError(
-            f"LightGBM objective {objective!r} with sigmoid:{options['sigmoid']} is not "
-            "supported (only sigmoid:1)"
-        )
-    if "average_output" in header:
-        raise UnsupportedModelError("LightGBM random forests (boosting=rf) are not supported")
+    # prediction = link(sigmoid * raw / n_iterations): sigmoid for binary-like objectives,
+    # n_iterations for random forests (boosting=rf), whose raw score is the plain sum.
+    link_scale = float(options.get("sigmoid", 1.0)) if link == "sigmoid" else 1.0
     if any(line.strip() == "[linear_tree: 1]" for line in rest):
         raise UnsupportedModelError("LightGBM linear trees (linear_tree=True) are not supported")
 
@@ -161,6 +157,8 @@ def _build(
     if len(names) != num_features:
         raise ModelFormatError("feature_names length differs from max_feature_idx + 1")
 
+    if "average_output" in header:
+        link_scale /= len(blocks) // outputs
     trees = [_tree(block, num_features) for block in blocks]
     arrays, offsets = concatenate(trees)
     metadata = {"feature_infos": header.get("feature_infos", "")}
@@ -178,6 +176,7 @@ def _build(
         objective=objective,
         source_format=source_format,
         metadata=metadata,
+        link_scale=link_scale,
     )
 
 
