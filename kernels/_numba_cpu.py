@@ -166,12 +166,13 @@ def predict_reference(
                     go_left = default_left[node] != 0
                 elif categorical[node] != 0:
                     go_left = False
-                    # truncation toward zero: (-1, 0) is category 0; 2**31 bounds the cast
-                    # (LightGBM reads an int); values past either end go right
-                    if (
-                        x > -1.0
-                        and x < 2147483648.0
-                        and (categorical[node] == 1 or x == np.floor(x))
+                    # The category is x truncated toward zero, below 2**31 (the native
+                    # libraries read an int). Mode 1 (LightGBM): (-1, 0) is category 0;
+                    # 2 (sklearn): whole numbers only; 3 (XGBoost): negatives are invalid.
+                    # Anything else goes right.
+                    mode = categorical[node]
+                    if x < 2147483648.0 and (
+                        x > -1.0 if mode == 1 else (x >= 0.0 and (mode == 3 or x == np.floor(x)))
                     ):
                         c = np.int64(x)
                         word = c >> 5

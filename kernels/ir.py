@@ -16,7 +16,8 @@ Two node kinds extend it, for the formats that need them (each is off unless set
   words ``cat_bits[cat_start : cat_start + cat_len]`` (bit ``c % 32`` of word
   ``c // 32``); other categories, values ``<= -1`` and values past the bitset go right;
   NaN follows ``default_left``. ``categorical == 2`` (scikit-learn) counts only whole
-  numbers as categories: any other value goes right.
+  numbers as categories, ``categorical == 3`` (XGBoost) no negative value: any other
+  value goes right.
 
 XGBoost uses this rule natively. Rules such as LightGBM's ``x <= t`` on float64 thresholds
 are rewritten by their loader to the equivalent ``x < t'`` on float32 (``t'`` is the
@@ -75,7 +76,8 @@ class Forest:
     zero_missing
         uint8 per node, 1 where LightGBM's zero band counts as missing (default all 0).
     categorical
-        uint8 per node, 1 (LightGBM) or 2 (whole numbers only) for a categorical split.
+        uint8 per node, 1 (LightGBM), 2 (whole numbers only: scikit-learn) or 3 (no
+        negatives: XGBoost) for a categorical split.
     cat_start, cat_len
         int32 per node: the node's words in ``cat_bits``.
     cat_bits

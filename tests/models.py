@@ -227,7 +227,6 @@ def train_all(directory: Path, specs: Iterable[ModelSpec] = SPECS) -> dict[str, 
 UNSUPPORTED = {
     "ranking": "rank:pairwise",
     "gblinear": "gblinear",
-    "categorical": "categorical",
 }
 
 
@@ -243,12 +242,6 @@ def train_unsupported(kind: str, directory: Path, fmt: str = "json") -> Path:
         dtrain.set_group([30, 30, 30, 30])
     elif kind == "gblinear":
         params = {"booster": "gblinear", "objective": "reg:squarederror", "nthread": 1}
-    elif kind == "categorical":
-        X[:, 0] = rng.integers(0, 4, size=120)
-        params.update(objective="reg:squarederror", tree_method="hist")
-        dtrain = xgb.DMatrix(
-            X, label=X[:, 0] == 2, feature_types=["c", "q", "q", "q"], enable_categorical=True
-        )
     else:
         raise ValueError(f"unknown unsupported-model kind {kind!r}")
     booster = xgb.train(params, dtrain, num_boost_round=3)

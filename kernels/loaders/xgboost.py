@@ -135,9 +135,6 @@ def _learner_to_forest(learner: dict[str, Any], source_format: str) -> Forest:
 def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
     if int(tree["tree_param"].get("size_leaf_vector", 1)) > 1:
         raise UnsupportedModelError("vector-leaf (multi-target) trees are not supported")
-    split_type = np.asarray(tree.get("split_type", []), dtype=np.int64)
-    if split_type.size and split_type.any():
-        raise UnsupportedModelError("categorical splits are not supported yet")
     left = np.asarray(tree["left_children"], dtype=np.int64)
     right = np.asarray(tree["right_children"], dtype=np.int64)
     n = left.shape[0]
@@ -158,7 +155,7 @@ def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
         raise ModelFormatError(f"tree {tree.get('id')}: child index out of range")
     if (inner & ((feature < 0) | (feature >= num_features))).any():
         raise ModelFormatError(f"tree {tree.get('id')}: split feature out of range")
-    return TreeArrays(
+    arrays = TreeArrays(
         feature=feature,
         threshold=cond,
         left=left,
@@ -166,3 +163,45 @@ def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
         default_left=default_left,
         value=cond.astype(np.float64),
     )
+    split_type = np.asarray(tree.get("split_type", []), dtype=np.int64)
+    if split_type.size and split_type.any():
+        _categorical_splits(tree, arrays, split_type)
+    return arrays
+
+
+def _categorical_splits(tree: dict[str, Any], arrays: TreeArrays, split_type: np.ndarray) -> None:
+    """XGBoost's categorical (partition) splits: the categories a node lists go right, the
+    rest left, NaN by default_left. The IR sends the set left, so the children swap."""
+    n = arrays.left.shape[0]
+    nodes = np.asarray(tree["categories_nodes"], dtype=np.int64)
+    segments = np.asarray(tree["categories_segments"], dtype=np.int64)
+    sizes = np.asarray(tree["categories_sizes"], dtype=np.int64)
+    categories = np.asarray(tree["categories"], dtype=np.int64)
+    if not (nodes.shape == segments.shape == sizes.shape) or set(nodes) != set(
+        np.flatnonzero(split_type)
+    ):
+        raise ModelFormatError(f"tree {tree.get('id')}: categories do not match split_type")
+    categorical = np.zeros(n, np.uint8)
+    cat_start = np.zeros(n, np.int32)
+    cat_len = np.zeros(n, np.int32)
+    words: list[np.ndarray] = []
+    used = 0
+    for node, start, size in zip(nodes, segments, sizes, strict=True):
+        members = categories[start : start + size]
+        if members.size and (members.min() < 0 or members.max() >= 1 << 24):
+            raise ModelFormatError(f"tree {tree.get('id')}: category out of range")
+        bits = np.zeros(int(members.max()) // 32 + 1 if members.size else 0, np.uint32)
+        np.bitwise_or.at(
+            bits, members // 32, np.left_shift(np.uint32(1), members % 32).astype(np.uint32)
+        )
+        # mode 3: XGBoost reads negative values as invalid categories (they go right)
+        categorical[node], cat_start[node], cat_len[node] = 3, used, bits.shape[0]
+        words.append(bits)
+        used += bits.shape[0]
+        arrays.left[node], arrays.right[node] = arrays.right[node], arrays.left[node]
+        arrays.default_left[node] = 1 - arrays.default_left[node]
+        arrays.threshold[node] = 0.0
+    arrays.categorical = categorical
+    arrays.cat_start = cat_start
+    arrays.cat_len = cat_len
+    arrays.cat_bits = np.concatenate(words) if words else np.zeros(0, np.uint32)
