@@ -26,7 +26,7 @@ from kernels.ir import Forest
 log = logging.getLogger("lakescore.kernels.cache")
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
-IR_VERSION = 3
+IR_VERSION = 4
 _ARRAYS = (
     "feature",
     "threshold",
@@ -42,6 +42,7 @@ _ARRAYS = (
     "cat_start",
     "cat_len",
     "cat_bits",
+    "linear_coef",
 )
 
 

@@ -82,6 +82,10 @@ class Forest:
         int32 per node: the node's words in ``cat_bits``.
     cat_bits
         uint32, the bitsets of every categorical split.
+    linear_coef
+        float64 ``(n_outputs, num_features)``: a linear term added to the margin,
+        ``margin[k] += sum_j linear_coef[k, j] * x_j`` (linear models, which have no
+        trees); shape ``(n_outputs, 0)`` (the default) for none.
     link_scale
         The prediction is ``link(link_scale * margin)``: LightGBM's ``sigmoid`` parameter,
         and ``1 / n_iterations`` for its random forests, which average their trees. The
@@ -110,9 +114,18 @@ class Forest:
     cat_len: np.ndarray | None = None
     cat_bits: np.ndarray | None = None
     link_scale: float = 1.0
+    linear_coef: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.feature.shape[0]
+        coef = self.linear_coef
+        coef = np.zeros((self.base_margin.shape[0], 0)) if coef is None else coef
+        object.__setattr__(self, "linear_coef", np.ascontiguousarray(coef, np.float64))
+        if self.linear_coef.size and self.linear_coef.shape != (
+            self.base_margin.shape[0],
+            self.num_features,
+        ):
+            raise ValueError("linear_coef must have shape (n_outputs, num_features)")
         defaults = {
             "zero_missing": np.zeros(n, np.uint8),
             "categorical": np.zeros(n, np.uint8),
@@ -190,7 +203,12 @@ class Forest:
             "cat_start": self.cat_start,
             "cat_len": self.cat_len,
             "cat_bits": self.cat_bits,
+            "linear_coef": self.linear_coef,
         }
+
+    @property
+    def has_linear(self) -> bool:
+        return bool(self.linear_coef.size)
 
     @property
     def has_categorical(self) -> bool:

@@ -62,6 +62,9 @@ class Kernel:
         margin = np.empty((X.shape[0], self.forest.num_outputs), dtype=np.float64)
         if X.shape[0]:
             self._launcher(X, margin)
+            if self.forest.has_linear:
+                # float32 inputs widen exactly; BLAS sums in float64 (sklearn's own route)
+                margin += X.astype(np.float64) @ self.forest.linear_coef.T
         result = (
             margin
             if output == "margin"

@@ -75,6 +75,7 @@ def test_array_dtypes_and_read_only(loaded_forests, name, fmt):
         "cat_start": np.int32,
         "cat_len": np.int32,
         "cat_bits": np.uint32,
+        "linear_coef": np.float64,
     }
     assert set(forest.arrays()) == set(expected)
     for key, arr in forest.arrays().items():

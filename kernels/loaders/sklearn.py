@@ -55,6 +55,7 @@ import numpy as np
 from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
 from kernels.ir import Forest
 from kernels.loaders._layout import breadth_first, concatenate
+from kernels.loaders._sklearn_linear import LINEAR_MODELS, linear_terms
 from kernels.loaders._sklearn_rules import NativeTree, PipelinePrefix, to_ir
 
 #: Types a skops file may hold beyond those skops trusts by default (which already cover
@@ -125,10 +126,12 @@ def forest_from_estimator(est: Any, *, source_format: str = "sklearn") -> Forest
     if steps and getattr(model, "is_categorical_", None) is not None:
         raise UnsupportedModelError("categorical splits behind a pipeline step are not supported")
     name = type(model).__name__
+    if _is_sklearn(model) and name in LINEAR_MODELS:
+        return _linear_forest(est, model, steps, source_format)
     builder = _BUILDERS.get(name) if _is_sklearn(model) else None
     if builder is None:
         if name in _LINEAR:
-            raise UnsupportedModelError(f"{name}: linear models are not supported yet")
+            raise UnsupportedModelError(f"{name}: this linear model is not supported")
         raise UnsupportedModelError(f"{_qualname(model)} is not a supported estimator")
     if not (hasattr(model, "n_features_in_") and hasattr(est, "n_features_in_")):
         raise UnsupportedModelError(f"{name} is not fitted")
@@ -156,6 +159,35 @@ def forest_from_estimator(est: Any, *, source_format: str = "sklearn") -> Forest
         objective=native.objective,
         source_format=source_format,
         metadata=metadata,
+    )
+
+
+def _linear_forest(est: Any, model: Any, steps: list[Any], source_format: str) -> Forest:
+    if not hasattr(model, "coef_"):
+        raise UnsupportedModelError(f"{type(model).__name__} is not fitted")
+    coef, intercept, link, objective, classes = linear_terms(model, steps)
+    num_features = coef.shape[1]
+    names = getattr(est, "feature_names_in_", None)
+    metadata = {"estimator": _qualname(model)}
+    if classes is not None:
+        metadata["classes"] = json.dumps([str(c) for c in classes])
+    if steps:
+        metadata["pipeline"] = ",".join(type(s).__name__ for s in steps)
+    arrays, offsets = concatenate([])
+    return Forest(
+        **arrays,
+        tree_offsets=offsets,
+        tree_group=np.zeros(0, dtype=np.int32),
+        base_margin=intercept,
+        link=link,
+        num_features=num_features,
+        feature_names=tuple(
+            str(n) for n in (names if names is not None else (f"f{i}" for i in range(num_features)))
+        ),
+        objective=objective,
+        source_format=source_format,
+        metadata=metadata,
+        linear_coef=coef,
     )
 
 
