@@ -14,10 +14,35 @@ __all__ = [
 
 
 def make_executor(spec: str, *, threads: int = 2) -> Executor:
-    """An executor from the ``--cluster`` value."""
+    """An executor from the ``--cluster`` value.
+
+    ``local``: threads in this process (``threads`` of them). ``ray``: Ray actors on a
+    local Ray sized to the machine, started when the first task runs and stopped by
+    ``shutdown()``. ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: Ray actors on an
+    existing cluster, connected to here (``shutdown()`` disconnects; the cluster keeps
+    running). A Ray this process is already connected to is used as it is.
+
+    Raises ``ValueError`` for an unknown value, a missing ``ray`` package or a cluster
+    that cannot be reached.
+    """
     if spec == "local":
         return LocalExecutor(threads=threads)
-    raise ValueError(f"unknown cluster {spec!r}; expected 'local'")
+    from cluster.ray_executor import RayExecutor, import_ray, is_ray_address
+
+    if spec not in ("ray", "auto") and not is_ray_address(spec):
+        raise ValueError(
+            f"unknown cluster {spec!r}; expected 'local', 'ray', 'auto', "
+            "'ray://HOST:PORT' or 'HOST:PORT'"
+        )
+    import_ray()  # a missing package is a ValueError naming the extra to install
+    if spec == "ray":  # started by the first task: a run that fails before leaves nothing
+        return RayExecutor()
+    executor = RayExecutor(address=spec)
+    try:  # connect now: an unreachable cluster is bad input, found before any work
+        executor.start()
+    except ConnectionError as exc:
+        raise ValueError(str(exc)) from None
+    return executor
 
 
 __all__ += ["make_executor"]

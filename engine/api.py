@@ -34,7 +34,10 @@ def score(
     id_column
         Source column copied beside each score.
     cluster
-        ``local``: threads in this process.
+        ``local``: threads in this process. ``ray``: actors on a local Ray sized to the
+        machine (started for the run, stopped after it). ``auto``, ``HOST:PORT`` or
+        ``ray://HOST:PORT``: actors on an existing Ray cluster (left running). Ray needs
+        ``pip install 'lakescore[ray]'``.
     backend
         ``auto`` or a named kernel backend.
     columns

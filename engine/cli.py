@@ -18,7 +18,12 @@ log = logging.getLogger("lakescore")
 
 def _add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id-column", dest="id_column", help="source column copied beside each score")
-    p.add_argument("--cluster", default="local", help="local (default)")
+    p.add_argument(
+        "--cluster",
+        default="local",
+        help="local (default: threads here) | ray (a local Ray) | auto | HOST:PORT | "
+        "ray://HOST:PORT (an existing Ray cluster)",
+    )
     p.add_argument("--backend", default="auto", help="auto | numba | cuda")
     p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
@@ -31,7 +36,9 @@ def _add_job_flags(p: argparse.ArgumentParser) -> None:
         help="map a model feature to a differently named source column (repeatable)",
     )
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
-    p.add_argument("--workers", type=int, default=2, help="tasks in flight (local executor)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="tasks in flight (local executor; Ray sizes its own)"
+    )
     _add_trust_flag(p)
 
 

@@ -6,6 +6,7 @@ records (counts, timings, summaries) come back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import platform
@@ -105,12 +106,6 @@ def run_job(
         log.info("run %s is already committed; nothing to do", run_id)
         return _result_from_record(run_id, sink_path, record, started)
 
-    owns_executor = executor is None
-    if executor is None:  # an unknown --cluster is bad input: fail before staging exists
-        try:
-            executor = make_executor(spec.cluster, threads=spec.workers)
-        except ValueError as exc:
-            raise BadInputError(f"cluster: {exc}") from None
     # Compile once on the driver too: a bad backend fails here, before staging exists.
     kernel = load_kernel(spec.model, forest.sha256, spec.backend, trust_pickle=spec.trust_pickle)
     config = WorkerConfig(
@@ -135,65 +130,70 @@ def run_job(
         "backend": kernel.backend,
         "cluster": spec.cluster,
     }
-    created = sink.missing_dirs()
-    with sink.staging(run_id) as staging:
-        staging.start(fingerprint, job_doc)
-        config = WorkerConfig(
-            **{
-                **config.__dict__,
-                "data_dir": str(staging.data_dir),
-                "tasks_dir": str(staging.tasks_dir),
-            }
-        )
-        finished = staging.finished_tasks()
-        planned_ids = {t.task_id for t in tasks}
-        finished = {k: v for k, v in finished.items() if k in planned_ids}
-        pending = [t for t in tasks if t.task_id not in finished]
-        log.info(
-            "run %s: %d task(s), %d already done, %d row(s), backend %s",
-            run_id,
-            len(tasks),
-            len(finished),
-            sum(t.num_rows for t in tasks),
-            kernel.backend,
-        )
-        results = dict(finished)
-        bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
-        record_base = {
-            "version": RUN_RECORD_VERSION,
-            "run_id": run_id,
-            "started_at": started_at,
-            "host": platform.node(),
-            "executor": executor.name,
-            "kernel_version": 1,
-            "fingerprint": fingerprint,
-            **job_doc,
-        }
-        try:
-            if not sink.is_committed(run_id):
-                for result in executor.execute(WorkerFactory(config, kernel), pending):
-                    results[result.task_id] = result
-                    bar.update(result.rows)
-        except TaskFailed as exc:
-            cause = exc.cause
-            if isinstance(cause, BadInputError):
-                # Bad data found while reading: a resume cannot help (fixing the file
-                # changes the job), so leave the sink exactly as it was before the run.
-                staging.discard()
-                sink.remove_empty_dirs(created)
-                raise cause from None
-            staging.record_failure(
-                _record(record_base, tasks, results, started, "failed", error=str(cause))
+    with contextlib.ExitStack() as cleanup:
+        if executor is None:  # an unknown --cluster is bad input: fail before staging exists
+            try:
+                executor = make_executor(spec.cluster, threads=spec.workers)
+            except ValueError as exc:
+                raise BadInputError(f"cluster: {exc}") from None
+            cleanup.callback(executor.shutdown)  # whatever happens from here on
+        created = sink.missing_dirs()
+        with sink.staging(run_id) as staging:
+            staging.start(fingerprint, job_doc)
+            config = WorkerConfig(
+                **{
+                    **config.__dict__,
+                    "data_dir": str(staging.data_dir),
+                    "tasks_dir": str(staging.tasks_dir),
+                }
             )
-            if isinstance(cause, LakescoreError):
-                raise cause from None
-            raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
-        finally:
-            bar.close()
-            if owns_executor:
-                executor.shutdown()
-        record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
-        staging.commit({results[t.task_id].part for t in tasks}, record)
+            finished = staging.finished_tasks()
+            planned_ids = {t.task_id for t in tasks}
+            finished = {k: v for k, v in finished.items() if k in planned_ids}
+            pending = [t for t in tasks if t.task_id not in finished]
+            log.info(
+                "run %s: %d task(s), %d already done, %d row(s), backend %s",
+                run_id,
+                len(tasks),
+                len(finished),
+                sum(t.num_rows for t in tasks),
+                kernel.backend,
+            )
+            results = dict(finished)
+            bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
+            record_base = {
+                "version": RUN_RECORD_VERSION,
+                "run_id": run_id,
+                "started_at": started_at,
+                "host": platform.node(),
+                "executor": executor.name,
+                "kernel_version": 1,
+                "fingerprint": fingerprint,
+                **job_doc,
+            }
+            try:
+                if not sink.is_committed(run_id):
+                    for result in executor.execute(WorkerFactory(config, kernel), pending):
+                        results[result.task_id] = result
+                        bar.update(result.rows)
+            except TaskFailed as exc:
+                cause = exc.cause
+                if isinstance(cause, BadInputError):
+                    # Bad data found while reading: a resume cannot help (fixing the file
+                    # changes the job), so leave the sink exactly as it was before the run.
+                    staging.discard()
+                    sink.remove_empty_dirs(created)
+                    raise cause from None
+                staging.record_failure(
+                    _record(record_base, tasks, results, started, "failed", error=str(cause))
+                )
+                if isinstance(cause, LakescoreError):
+                    raise cause from None
+                raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
+            finally:
+                bar.close()
+            record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+            staging.commit({results[t.task_id].part for t in tasks}, record)
     log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
     return _result_from_record(run_id, sink_path, record, started)
 

@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -59,9 +60,10 @@ def local_ray(private_model_cache: Path) -> Iterator[str]:
 @dataclass(frozen=True)
 class Probe:
     """A worker factory whose workers leave files in ``root``: ``factory-<pid>-*`` per
-    factory call, ``started-<task>``/``finished-<task>`` per task. The worker raises on
-    ``fail_on``, and kills its own process on ``crash_on`` (the first time only, unless
-    ``crash_always``). The first actor to build a worker is slow when ``slow_seconds``."""
+    factory call (holding the actor's ``NUMBA_NUM_THREADS``), ``started-<task>-*`` and
+    ``finished-<task>-*`` per task. The worker raises on ``fail_on``, and kills its own
+    process on ``crash_on`` (the first time only, unless ``crash_always``). The first
+    actor to build a worker is slow when ``slow_seconds`` is set."""
 
     root: str
     seconds: float = 0.01
@@ -72,7 +74,8 @@ class Probe:
 
     def __call__(self):
         pid = os.getpid()
-        Path(self.root, f"factory-{pid}-{uuid.uuid4().hex}").touch()
+        threads = os.environ.get("NUMBA_NUM_THREADS", "unset")
+        Path(self.root, f"factory-{pid}-{uuid.uuid4().hex}").write_text(threads)
         seconds = self.seconds
         if self.slow_seconds:
             try:  # the first actor to get here is the slow one
@@ -138,6 +141,8 @@ def test_every_task_once_bounded_and_the_faster_actor_takes_more(tmp_path: Path)
     factory_calls = files(tmp_path, "factory")
     assert len(factory_calls) == 2  # ...and each built its worker once
     assert {int(name.split("-")[1]) for name in factory_calls} == pids
+    threads = {(tmp_path / name).read_text() for name in factory_calls}
+    assert threads == {"1"}  # a kernel uses the CPU its actor reserved, not the machine
     slow_pid = int((tmp_path / "slow-actor").read_text())
     by_pid = {pid: sum(r[2] == pid for r in results) for pid in pids}
     fast = by_pid[(pids - {slow_pid}).pop()]
@@ -231,6 +236,29 @@ def test_a_full_cluster_still_makes_progress(tmp_path: Path) -> None:
     assert executor.stats.extra["cpus_per_actor"] == 0.0
 
 
+def _refuse_to_unpickle() -> None:
+    raise RuntimeError("this factory cannot be built here")
+
+
+class Unshippable:
+    """A factory that no actor can receive (unpickling it raises)."""
+
+    def __reduce__(self):
+        return (_refuse_to_unpickle, ())
+
+    def __call__(self):  # pragma: no cover - never reached
+        raise AssertionError
+
+
+def test_actors_that_cannot_start_fail_the_run() -> None:
+    executor = RayExecutor(num_actors=2)
+    with pytest.raises(TaskFailed) as info:
+        list(executor.execute(Unshippable(), range(4)))
+    assert info.value.task == 0
+    assert "no Ray actor could start" in str(info.value.cause)
+    assert executor.stats.workers_started == 2  # not replaced over and over
+
+
 @pytest.mark.parametrize(
     ("free", "options", "expected"),
     [
@@ -272,6 +300,33 @@ def test_make_executor_reuses_the_ray_of_this_process(local_ray: str) -> None:
         assert isinstance(executor, RayExecutor)
         executor.shutdown()
         assert ray.is_initialized()  # a Ray it did not start is never shut down
+
+
+OWN_RAY_SCRIPT = """
+import ray
+from cluster import make_executor
+
+executor = make_executor("ray")
+assert not ray.is_initialized()  # nothing starts before there is work
+assert sorted(executor.execute(lambda: lambda t: t * 2, range(4))) == [0, 2, 4, 6]
+assert ray.is_initialized() and ray.cluster_resources()["CPU"] >= 1
+executor.shutdown()
+assert not ray.is_initialized()  # the Ray it started is stopped
+executor.shutdown()
+print("ok")
+"""
+
+
+def test_ray_starts_its_own_ray_on_first_use_and_stops_it() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", OWN_RAY_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
 
 
 def test_make_executor_rejects_unknown_clusters() -> None:

@@ -1,0 +1,411 @@
+"""The Ray executor: tasks run on a pool of Ray actors, each holding one worker.
+
+Each actor calls the worker factory once, on its first task (that is where a scoring
+worker compiles its kernel: the factory pickles only a small config), then runs tasks one
+at a time. The driver keeps at most ``tasks_per_actor`` tasks queued on each actor and
+hands the next task to whichever actor has a free slot when a result comes back
+(``ray.wait``), so a faster actor takes more of the work and memory stays bounded however
+many tasks a run has.
+
+Failures: a task that raises is not retried; :class:`~cluster.TaskFailed` carries the
+exception the task raised (not Ray's wrapper). A task whose actor process died is handed
+to another actor, up to ``max_retries`` times; the dead actor is replaced.
+
+Sizing: the pool is sized to the CPUs the cluster has free when the run starts, and every
+actor fits in them, so no task can wait on an actor that will never be scheduled. Reads
+happen inside the actor's task, so an actor never waits on another actor for its input.
+
+Ray is imported only when a Ray executor runs (``import cluster`` stays cheap).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
+
+log = logging.getLogger("lakescore.cluster.ray")
+
+INSTALL_HINT = "pip install 'lakescore[ray]'"
+
+#: Results are small task records and scores never pass through the driver, so a local
+#: Ray this executor starts gets a small object store instead of Ray's 30% of memory.
+LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
+
+_NO_TASK = object()  # the task iterator is exhausted (a task may be any object, None too)
+_READY = object()  # marks the ``ready()`` call of an actor that is starting
+
+
+def import_ray() -> Any:
+    """The ``ray`` module; a missing package is a ``ValueError`` naming the extra."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ValueError(f"Ray is not installed ({INSTALL_HINT})") from exc
+    return ray
+
+
+def machine_cpus() -> int:
+    """CPUs this process may use (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _TaskActor:
+    """The body of one Ray actor: builds its worker from the factory once, runs tasks."""
+
+    def __init__(self, factory: WorkerFactory) -> None:
+        self._factory = factory
+        self._worker: Any = None
+        self._error: BaseException | None = None
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, task: Any) -> Any:
+        if self._worker is None:
+            if self._error is not None:  # the factory failed on an earlier task
+                raise self._error
+            try:
+                self._worker = self._factory()
+            except Exception as exc:
+                self._error = exc
+                raise
+        return self._worker(task)
+
+
+@functools.cache
+def _actor_class() -> Any:
+    return import_ray().remote(_TaskActor)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One actor of the pool, as the driver sees it."""
+
+    handle: Any
+    ready: bool = False
+    alive: bool = True
+    in_flight: int = 0
+    done: int = 0
+
+
+@dataclass(eq=False)
+class _Call:
+    """What an object ref in flight stands for: an actor's ``ready()`` or one task."""
+
+    slot: _Slot
+    task: Any = _READY
+    attempt: int = 0
+
+
+@dataclass
+class _Run:
+    """The state of one ``execute`` call."""
+
+    slots: list[_Slot] = field(default_factory=list)  # every actor started, dead ones too
+    calls: dict[Any, _Call] = field(default_factory=dict)  # object refs in flight
+    queue: deque[tuple[Any, int]] = field(default_factory=deque)  # (task, attempt) to run
+    exhausted: bool = False  # the task iterator is used up
+    free_cpus: float = 0.0  # CPUs the cluster had free when the run started
+    start_error: str = ""  # why the last actor that failed to start failed
+
+    def live(self) -> list[_Slot]:
+        return [s for s in self.slots if s.alive]
+
+
+class RayExecutor(BaseExecutor):
+    """Runs tasks on a pool of Ray actors.
+
+    Parameters
+    ----------
+    address
+        Cluster to connect to (``auto``, ``ray://HOST:PORT``, ``HOST:PORT``); never shut
+        down by this executor. ``None``: a local Ray sized to the machine, started on
+        first use and shut down by :meth:`shutdown`. Either way, a Ray this process is
+        already connected to is used as it is.
+    num_actors
+        Actors in the pool; by default one per free CPU (over ``cpus_per_actor``).
+    cpus_per_actor
+        CPUs each actor reserves (and Numba threads its kernel uses); lowered to what the
+        cluster has free, so every actor of the pool can be scheduled at once.
+    tasks_per_actor
+        Tasks queued on one actor at a time (one running, the rest waiting): the bound on
+        tasks in flight is ``num_actors * tasks_per_actor``.
+    max_retries
+        Times a task whose actor died is run again on another actor.
+    num_gpus_per_actor
+        Reserved for GPU actor pools (not implemented yet: only 0 is accepted).
+    start_timeout_s
+        How long the run may wait with no task running for an actor to start.
+    drain_timeout_s
+        On failure or early exit, how long to let running tasks finish before the actors
+        are killed (queued tasks are cancelled at once).
+    release_timeout_s
+        How long to wait, once the actors are killed, for their CPUs to be free again.
+    init_options
+        Further ``ray.init`` keyword arguments when this executor starts or connects.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        num_actors: int | None = None,
+        cpus_per_actor: float = 1.0,
+        tasks_per_actor: int = 2,
+        max_retries: int = 3,
+        num_gpus_per_actor: float = 0.0,
+        start_timeout_s: float = 300.0,
+        drain_timeout_s: float = 60.0,
+        release_timeout_s: float = 5.0,
+        init_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_actors is not None and num_actors < 1:
+            raise ValueError("num_actors must be >= 1")
+        if cpus_per_actor <= 0:
+            raise ValueError("cpus_per_actor must be > 0")
+        if tasks_per_actor < 1:
+            raise ValueError("tasks_per_actor must be >= 1")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if num_gpus_per_actor:
+            raise NotImplementedError("GPU actor pools are not implemented yet")
+        self.address = address
+        self.num_actors = num_actors
+        self.cpus_per_actor = cpus_per_actor
+        self.tasks_per_actor = tasks_per_actor
+        self.max_retries = max_retries
+        self.start_timeout_s = start_timeout_s
+        self.drain_timeout_s = drain_timeout_s
+        self.release_timeout_s = release_timeout_s
+        self.init_options = dict(init_options or {})
+        self._owns_ray = False
+
+    # --- connection ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to Ray (or start a local Ray); does nothing when already connected.
+
+        Raises ``ValueError`` when Ray is not installed and ``ConnectionError`` when the
+        address cannot be reached.
+        """
+        ray = import_ray()
+        if ray.is_initialized():
+            return
+        options: dict[str, Any] = {"logging_level": logging.WARNING, **self.init_options}
+        if self.address is None:
+            # address="local": a private instance, never a cluster someone else started.
+            options.setdefault("num_cpus", machine_cpus())
+            options.setdefault("include_dashboard", False)
+            options.setdefault("object_store_memory", LOCAL_OBJECT_STORE_BYTES)
+            ray.init(address="local", **options)
+            self._owns_ray = True
+            log.info("started a local Ray with %s CPU(s)", options["num_cpus"])
+        else:
+            _check_reachable(self.address)
+            ray.init(address=self.address, **options)
+            self._owns_ray = True  # the connection: ray.shutdown() only disconnects
+            log.info("connected to Ray at %s", self.address)
+
+    def shutdown(self) -> None:
+        """Stop the local Ray this executor started, or drop the connection it made (the
+        cluster itself keeps running); a Ray it found connected is left alone."""
+        if self._owns_ray:
+            import_ray().shutdown()
+            self._owns_ray = False
+
+    # --- execution -----------------------------------------------------------------------
+
+    def _execute(self, factory: WorkerFactory, tasks: Iterable[Any]) -> Iterator[Any]:
+        run = _Run()
+        source = iter(tasks)
+        if not self._has_work(run, source):  # no task: no actor, no Ray
+            return
+        self.start()
+        ray = import_ray()
+        run.free_cpus = ray.available_resources().get("CPU", 0.0)
+        num_actors, cpus = self._pool_size(run.free_cpus)
+        actor_options = {
+            "num_cpus": cpus,
+            "max_restarts": 0,  # a dead actor is replaced here, so its tasks are counted
+            "max_task_retries": 0,
+            "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
+        }
+        self._stats.extra.update(actors=num_actors, cpus_per_actor=cpus)
+        log.info("ray: %d actor(s) of %.4g CPU(s)", num_actors, cpus)
+
+        def spawn() -> None:
+            handle = _actor_class().options(**actor_options).remote(factory)
+            slot = _Slot(handle)
+            run.slots.append(slot)
+            run.calls[handle.ready.remote()] = _Call(slot)
+            self._stats.workers_started += 1
+
+        try:
+            for _ in range(num_actors):
+                spawn()
+            while True:
+                self._fill(run, source)
+                running = sum(call.task is not _READY for call in run.calls.values())
+                if running == 0:
+                    if not self._has_work(run, source):
+                        return
+                    if not run.live():
+                        self._fail_to_start(run, f"no Ray actor could start: {run.start_error}")
+                # With nothing running, the run waits for an actor to start: bounded.
+                timeout = self.start_timeout_s if running == 0 else None
+                done, _ = ray.wait(list(run.calls), num_returns=1, timeout=timeout)
+                if not done:
+                    self._fail_to_start(run, f"no Ray actor started within {timeout:g} s")
+                for ref in done:
+                    call = run.calls.pop(ref)
+                    if call.task is _READY:
+                        self._on_ready(ray, run, ref, call)
+                        continue
+                    ok, value = self._outcome(ray, run, ref, call, spawn)
+                    if ok:
+                        yield value
+        finally:
+            self._stop(ray, run)
+
+    def _pool_size(self, free_cpus: float) -> tuple[int, float]:
+        """Actors and CPUs per actor such that the whole pool fits in ``free_cpus``."""
+        n = self.num_actors or max(1, int(free_cpus // self.cpus_per_actor))
+        cpus = min(self.cpus_per_actor, free_cpus / n)
+        if cpus <= 0:
+            log.warning("ray: no CPU is free; %d actor(s) run without reserving one", n)
+            return n, 0.0
+        return n, round(cpus, 4)
+
+    def _has_work(self, run: _Run, source: Iterator[Any]) -> bool:
+        """Whether a task is waiting to run (pulling one from ``source`` if need be)."""
+        if not run.queue and not run.exhausted:
+            task = next(source, _NO_TASK)
+            if task is _NO_TASK:
+                run.exhausted = True
+            else:
+                self._stats.tasks_submitted += 1
+                run.queue.append((task, 0))
+        return bool(run.queue)
+
+    def _fill(self, run: _Run, source: Iterator[Any]) -> None:
+        """Queue tasks on started actors with a free slot, the least busy first."""
+        while True:
+            free = [s for s in run.live() if s.ready and s.in_flight < self.tasks_per_actor]
+            if not free or not self._has_work(run, source):
+                return
+            task, attempt = run.queue.popleft()
+            slot = min(free, key=lambda s: s.in_flight)
+            slot.in_flight += 1
+            run.calls[slot.handle.run.remote(task)] = _Call(slot, task, attempt)
+
+    def _on_ready(self, ray: Any, run: _Run, ref: Any, call: _Call) -> None:
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            # An actor that cannot start is not replaced: the next one would fail alike.
+            run.start_error = _first_line(exc)
+            log.warning("ray: an actor failed to start: %s", run.start_error)
+            call.slot.alive = False
+            return
+        call.slot.ready = True
+
+    def _outcome(
+        self, ray: Any, run: _Run, ref: Any, call: _Call, spawn: Callable[[], None]
+    ) -> tuple[bool, Any]:
+        """``(True, result)``, or ``(False, None)`` for a task queued again; raises
+        :class:`TaskFailed` for a task that failed for good."""
+        slot = call.slot
+        slot.in_flight -= 1
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the task raised: not retried
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            self._stats.tasks_failed += 1
+            raise TaskFailed(call.task, cause) from cause
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            if slot.alive:  # the first of its tasks to report the death replaces it
+                slot.alive = False
+                ray.kill(slot.handle)
+                spawn()
+            if call.attempt >= self.max_retries:
+                self._stats.tasks_failed += 1
+                raise TaskFailed(call.task, exc) from exc
+            log.warning("ray: task %r lost its actor (%s); retrying", call.task, _first_line(exc))
+            self._stats.tasks_retried += 1
+            run.queue.appendleft((call.task, call.attempt + 1))
+            return False, None
+        except ray.exceptions.RayError as exc:  # e.g. the result was lost with its node
+            self._stats.tasks_failed += 1
+            raise TaskFailed(call.task, exc) from exc
+        slot.done += 1
+        return True, result
+
+    def _fail_to_start(self, run: _Run, why: str) -> None:
+        """No actor can take the waiting tasks (there is one): fail the first of them."""
+        task = run.queue[0][0]
+        error = RuntimeError(why)
+        self._stats.tasks_failed += 1
+        raise TaskFailed(task, error) from error
+
+    def _stop(self, ray: Any, run: _Run) -> None:
+        """Cancel queued tasks, let running ones finish, then kill every actor."""
+        tasks = [ref for ref, call in run.calls.items() if call.task is not _READY]
+        for ref in tasks:
+            ray.cancel(ref)  # a queued actor task never starts; a running one finishes
+        if tasks:
+            _, left = ray.wait(tasks, num_returns=len(tasks), timeout=self.drain_timeout_s)
+            if left:
+                log.warning(
+                    "ray: %d task(s) still running after %g s; killing their actors",
+                    len(left),
+                    self.drain_timeout_s,
+                )
+        for slot in run.live():
+            ray.kill(slot.handle)
+        # Wait (briefly) for the killed actors' CPUs to come back, so a run that follows
+        # at once sizes its pool to the whole cluster again.
+        deadline = time.monotonic() + self.release_timeout_s
+        while (
+            ray.available_resources().get("CPU", 0.0) < run.free_cpus - 1e-6
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        self._stats.extra["tasks_by_actor"] = sorted((s.done for s in run.slots), reverse=True)
+        run.calls.clear()
+
+
+def is_ray_address(spec: str) -> bool:
+    """Whether ``spec`` is ``HOST:PORT`` or ``ray://HOST:PORT`` (with a port number)."""
+    host, sep, port = spec.removeprefix("ray://").rpartition(":")
+    return bool(sep and host and "/" not in host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an address nothing listens on (``ray.init`` waits minutes on it)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach Ray at {address}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
