@@ -10,8 +10,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import BadInputError, ExecutionError, LakescoreError
+
+if TYPE_CHECKING:
+    import kernels
 
 log = logging.getLogger("lakescore")
 
@@ -181,15 +185,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import kernels
 
-    info = _load(args.model, args.trust_pickle).describe()
+    forest = _load(args.model, args.trust_pickle)
+    info = forest.describe()
+    kernel = kernels.compile_model(forest, backend="numba")  # lays out; compiles on first use
+    info["kernel"] = f"{kernel.backend} ({kernel.layout} layout)"
+    info["kernel_bytes"] = kernel.memory_bytes
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     for key, value in info.items():
-        if key == "feature_names":
-            value = ", ".join(value[:8]) + (" ..." if len(value) > 8 else "")  # type: ignore[index]
-        print(f"{key:<14}{value}")
-    del kernels
+        if isinstance(value, list):
+            value = ", ".join(value[:8]) + (" ..." if len(value) > 8 else "")
+        print(f"{key:<20}{value}")
     return 0
 
 
@@ -211,11 +218,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: str):
+def _load(path: str, trust_pickle: bool = False) -> kernels.Forest:
     import kernels
 
     try:
-        return kernels.load_model(path)
+        return kernels.load_model(path, trust_pickle=trust_pickle)
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
 

@@ -255,6 +255,10 @@ class CpuLauncher:
             raise ValueError(f"unknown CPU layout {self.layout!r}")
         self._args = tuple(_read_only(a) for a in self._args)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._args)
+
     def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
         with _LAUNCH_LOCK:
             previous = numba.get_num_threads()

@@ -27,6 +27,7 @@ smallest float32 above ``t``), which is exact for float32 inputs.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -231,14 +232,32 @@ class Forest:
     def describe(self) -> dict[str, object]:
         """A short JSON-ready summary, as ``lakescore inspect`` prints it."""
         depths = self.tree_depths()
+        types = self.metadata.get("feature_types", "")
         return {
             "format": self.source_format,
             "objective": self.objective,
+            "link": self.link,
+            "outputs": self.num_outputs,
+            "classes": self.classes(),
             "trees": self.num_trees,
             "max_depth": int(depths.max()) if depths.size else 0,
             "nodes": self.num_nodes,
-            "outputs": self.num_outputs,
+            "leaves": int((self.feature < 0).sum()),
+            "categorical_splits": int((self.categorical != 0).sum()),
+            "linear_term": self.has_linear,
             "features": self.num_features,
             "feature_names": list(self.feature_names),
+            "feature_types": types.split(",") if types else ["float"] * self.num_features,
+            "ir_bytes": int(sum(a.nbytes for a in self.arrays().values())),
             "sha256": self.sha256,
         }
+
+    def classes(self) -> list[str] | None:
+        """Class labels of a classifier (as the native model names them, else 0..K-1)."""
+        if "classes" in self.metadata:
+            return [str(c) for c in json.loads(self.metadata["classes"])]
+        if self.link in ("sigmoid",) and self.num_outputs == 1 and "binary" in self.objective:
+            return ["0", "1"]
+        if self.num_outputs > 1 and self.link in ("softmax", "argmax", "sigmoid"):
+            return [str(k) for k in range(self.num_outputs)]
+        return None

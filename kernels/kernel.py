@@ -42,6 +42,17 @@ class Kernel:
         self._launcher = launcher
 
     @property
+    def layout(self) -> str | None:
+        """The backend's traversal (e.g. ``perfect``, ``sparse``, ``reference``)."""
+        return getattr(self._launcher, "layout", None)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """Bytes the compiled forest holds (host or device), where the backend reports it."""
+        nbytes = getattr(self._launcher, "nbytes", None)
+        return int(nbytes) if nbytes is not None else None
+
+    @property
     def num_features(self) -> int:
         return self.forest.num_features
 
