@@ -236,16 +236,25 @@ def test_children_before_parents_and_unreachable_nodes(
 def test_describe(trained_models, loaded_forests, name, fmt):
     model = trained_models[name]
     doc = model.model_json()
-    summary = loaded_forests[(name, fmt)].describe()
+    forest = loaded_forests[(name, fmt)]
+    summary = forest.describe()
+    nodes = models.reachable_nodes(doc)
     assert summary == {
         "format": f"xgboost-{fmt}",
         "objective": model.spec.objective,
+        "link": forest.link,
+        "outputs": 1,
+        "classes": ["0", "1"] if model.spec.objective.startswith("binary:logistic") else None,
         "trees": model.spec.n_trees,
         "max_depth": max(models.tree_depths(doc)),
-        "nodes": models.reachable_nodes(doc),
-        "outputs": 1,
+        "nodes": nodes,
+        "leaves": (nodes + model.spec.n_trees) // 2,  # a binary tree: leaves = inner + 1
+        "categorical_splits": 0,
+        "linear_term": False,
         "features": model.spec.n_features,
-        "feature_names": list(loaded_forests[(name, fmt)].feature_names),
+        "feature_names": list(forest.feature_names),
+        "feature_types": ["float"] * model.spec.n_features,
+        "ir_bytes": sum(a.nbytes for a in forest.arrays().values()),
         "sha256": hashlib.sha256(model.path(fmt).read_bytes()).hexdigest(),
     }
     # every registry model is trained deep enough for some tree to reach max_depth

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels.errors import ModelFormatError
+
 
 def _none() -> np.ndarray | None:
     return None
@@ -59,14 +61,22 @@ def breadth_first(tree: TreeArrays) -> TreeArrays:
     and a node's right child is the node after its left child.
     """
     tree = tree.filled()
+    n = tree.left.shape[0]
     order: list[int] = [0]
+    seen = np.zeros(n, dtype=bool)
+    seen[0] = True
     head = 0
     while head < len(order):
         node = order[head]
         head += 1
         if tree.left[node] >= 0:
-            order.append(int(tree.left[node]))
-            order.append(int(tree.right[node]))
+            for child in (int(tree.left[node]), int(tree.right[node])):
+                # each node reached once from the root, or it is no tree (a cycle, a
+                # shared child): checked here so no loader can hand over a graph
+                if not 0 <= child < n or seen[child]:
+                    raise ModelFormatError("tree nodes do not form a tree")
+                seen[child] = True
+                order.append(child)
     idx = np.asarray(order, dtype=np.int64)
     new_id = np.full(tree.left.shape[0], -1, dtype=np.int64)
     new_id[idx] = np.arange(idx.shape[0])

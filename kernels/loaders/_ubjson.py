@@ -85,6 +85,10 @@ class _Reader:
             count = self.length()
         if elem_type is not None and count is None:
             raise UBJSONError("typed container without a count")
+        if count is not None and count > len(self.data) - self.pos:
+            # every element takes a byte at least, but T/F/Z in a typed container take
+            # none: a count past the data left is a damaged file, not a long loop
+            raise UBJSONError(f"container count {count} exceeds the data left")
         return elem_type, count
 
     def array(self) -> Any:

@@ -158,6 +158,8 @@ def _build(
         raise ModelFormatError("feature_names length differs from max_feature_idx + 1")
 
     if "average_output" in header:
+        if not blocks:
+            raise ModelFormatError("a random forest (average_output) without trees")
         link_scale /= len(blocks) // outputs
     trees = [_tree(block, num_features) for block in blocks]
     arrays, offsets = concatenate(trees)

@@ -17,6 +17,10 @@ from kernels.ir import Forest
 from kernels.loaders import _ubjson
 from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
 
+#: Bounds on sizes read from the file: a damaged header must not allocate without limit.
+MAX_FEATURES = 1 << 24
+MAX_OUTPUTS = 1 << 16
+
 # objective -> (link, how base_score becomes a margin)
 _OBJECTIVES: dict[str, str] = {
     "binary:logistic": "sigmoid",
@@ -91,10 +95,14 @@ def _learner_to_forest(learner: dict[str, Any], source_format: str) -> Forest:
     if int(params.get("num_target", 1)) > 1:
         raise UnsupportedModelError("multi-target XGBoost models are not supported")
     num_class = int(params.get("num_class", 0))
+    if not 0 <= num_class <= MAX_OUTPUTS:
+        raise ModelFormatError(f"num_class {num_class} outside [0, {MAX_OUTPUTS}]")
     n_outputs = max(num_class, 1)
     if (num_class > 1) != (link in ("softmax", "argmax")):
         raise ModelFormatError(f"objective {objective} with num_class {num_class}")
     num_features = int(params["num_feature"])
+    if not 0 < num_features <= MAX_FEATURES:
+        raise ModelFormatError(f"num_feature {num_features} outside [1, {MAX_FEATURES}]")
     model = booster["model"]
     trees = [_tree(t, num_features) for t in model["trees"]]
     groups = np.asarray(model.get("tree_info", [0] * len(trees)), dtype=np.int32)
