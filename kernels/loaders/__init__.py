@@ -116,6 +116,11 @@ def load_model(
         forest = _loader(fmt)(data)
     except KernelError as exc:
         raise type(exc)(f"{path}: {exc}") from None
+    except (RecursionError, OverflowError) as exc:
+        # Nesting too deep to parse, or a number too large for its field: a damaged file
+        # whatever the format, so the guard sits here rather than in every loader.
+        what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ModelFormatError(f"{path}: malformed {fmt} model ({what})") from None
     forest = replace(forest, sha256=sha256)
     if store is not None:
         store.put(forest)
