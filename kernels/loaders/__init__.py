@@ -26,6 +26,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "lightgbm-text": ("kernels.loaders.lightgbm", "load_lightgbm_text"),
     "skops": ("kernels.loaders.sklearn", "load_skops"),
     "pickle": ("kernels.loaders.sklearn", "load_pickle"),
+    "treelite": ("kernels.loaders.treelite", "load_treelite_checkpoint"),
 }
 #: Formats whose loading runs code from the file: refused unless the caller trusts it.
 UNSAFE_FORMATS = frozenset({"pickle"})
@@ -33,6 +34,17 @@ UNSAFE_FORMATS = frozenset({"pickle"})
 
 def detect_format(data: bytes, name: str = "") -> str:
     """Name the model format from the file's first bytes (the extension is only a hint)."""
+    # treelite checkpoint: int32 version 3.x/4.x (little-endian), then threshold and leaf
+    # types (uint32 1, float32 2, float64 3)
+    if (
+        data[:4] in (b"\x03\0\0\0", b"\x04\0\0\0")
+        and data[5:8] == data[9:12] == b"\0\0\0"
+        and data[4:5] < b"d"
+        and data[8:9] < b"d"
+        and data[12:13] in (b"\x02", b"\x03")
+        and data[13:14] in (b"\x01", b"\x02", b"\x03")
+    ):
+        return "treelite"
     head = data[:64].lstrip()
     if head.startswith(b"{"):
         second = head[1:].lstrip()[:1]
@@ -100,7 +112,7 @@ def load_model(
     if fmt == "unknown":
         raise ModelFormatError(
             f"{path}: unknown model format (expected XGBoost JSON/UBJSON, LightGBM text, "
-            "scikit-learn skops or pickle)"
+            "scikit-learn skops or pickle, or a treelite checkpoint)"
         )
     # Checked before the cache: a cached copy of a pickle is still a pickle to the user.
     if fmt in UNSAFE_FORMATS and not trust_pickle:
