@@ -54,6 +54,24 @@ def _fill_tile(X, start, m, columns, xt):
         xt[2 * width * TILE_ROWS + r] = -np.inf
 
 
+@numba.njit(inline="always", nogil=True, boundscheck=False)
+def _open_tile(X, tile, columns, n_out):
+    """A tile's first row, row count, filled feature-major tile and zeroed accumulators."""
+    start = tile * TILE_ROWS
+    m = min(X.shape[0], start + TILE_ROWS) - start
+    xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
+    _fill_tile(X, start, m, columns, xt)
+    return start, m, xt, np.zeros(n_out * TILE_ROWS, dtype=np.float64)
+
+
+@numba.njit(inline="always", nogil=True, boundscheck=False)
+def _close_tile(acc, start, m, base_margin, out):
+    """Write a tile's margins (plus the base margin) to its own rows of ``out``."""
+    for k in range(base_margin.shape[0]):
+        for r in range(m):
+            out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
+
+
 @numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
 def predict_perfect(
     X, columns, feature_offset, threshold, leaf_value, tree_group, base_margin, out
@@ -66,11 +84,7 @@ def predict_perfect(
     select_levels = min(SELECT_LEVELS, depth)
     n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
     for tile in numba.prange(n_tiles):
-        start = tile * TILE_ROWS
-        m = min(n_rows, start + TILE_ROWS) - start
-        xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
-        _fill_tile(X, start, m, columns, xt)
-        acc = np.zeros(n_out * TILE_ROWS, dtype=np.float64)
+        start, m, xt, acc = _open_tile(X, tile, columns, n_out)
         pos = np.zeros(TILE_ROWS, dtype=U)
         go = np.zeros(TILE_ROWS, dtype=U)
         for t in range(n_trees):
@@ -99,9 +113,7 @@ def predict_perfect(
             row0 = tree_group[t] * TILE_ROWS
             for r in range(TILE_ROWS):
                 acc[row0 + r] += leaves[pos[r] - U(n_inner)]
-        for k in range(n_out):
-            for r in range(m):
-                out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
+        _close_tile(acc, start, m, base_margin, out)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
@@ -113,11 +125,7 @@ def predict_sparse(
     n_out = base_margin.shape[0]
     n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
     for tile in numba.prange(n_tiles):
-        start = tile * TILE_ROWS
-        m = min(n_rows, start + TILE_ROWS) - start
-        xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
-        _fill_tile(X, start, m, columns, xt)
-        acc = np.zeros(n_out * TILE_ROWS, dtype=np.float64)
+        start, m, xt, acc = _open_tile(X, tile, columns, n_out)
         idx = np.zeros(TILE_ROWS, dtype=U)
         for t in range(n_trees):
             root = U(roots[t])
@@ -130,9 +138,7 @@ def predict_sparse(
             row0 = tree_group[t] * TILE_ROWS
             for r in range(TILE_ROWS):
                 acc[row0 + r] += value[idx[r]]
-        for k in range(n_out):
-            for r in range(m):
-                out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
+        _close_tile(acc, start, m, base_margin, out)
 
 
 #: LightGBM's zero band, ``-k <= x <= k`` with ``k = kZeroThreshold``, a double set from

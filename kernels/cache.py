@@ -21,29 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.ir import Forest
+from kernels.ir import ARRAY_FIELDS, Forest
 
 log = logging.getLogger("lakescore.kernels.cache")
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
 IR_VERSION = 4
-_ARRAYS = (
-    "feature",
-    "threshold",
-    "left",
-    "right",
-    "default_left",
-    "value",
-    "tree_offsets",
-    "tree_group",
-    "base_margin",
-    "zero_missing",
-    "categorical",
-    "cat_start",
-    "cat_len",
-    "cat_bits",
-    "linear_coef",
-)
 
 
 def default_cache_dir() -> Path:
@@ -74,7 +57,7 @@ class ModelCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(bytes(npz["meta"]).decode())
-                arrays = {name: np.array(npz[name]) for name in _ARRAYS}
+                arrays = {name: np.array(npz[name]) for name in ARRAY_FIELDS}
             forest = Forest(
                 **arrays,
                 link=meta["link"],
@@ -115,7 +98,7 @@ class ModelCache:
                 np.savez(
                     fh,
                     meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                    **{name: getattr(forest, name) for name in _ARRAYS},
+                    **{name: getattr(forest, name) for name in ARRAY_FIELDS},
                 )
             os.replace(tmp, path)
         except OSError as exc:  # a read-only home must not stop scoring

@@ -37,6 +37,26 @@ import numpy as np
 LINKS = ("identity", "sigmoid", "exp", "softmax", "argmax")
 
 
+#: The Forest's array fields, in a fixed order (fingerprints and the model cache use it).
+ARRAY_FIELDS = (
+    "feature",
+    "threshold",
+    "left",
+    "right",
+    "default_left",
+    "value",
+    "tree_offsets",
+    "tree_group",
+    "base_margin",
+    "zero_missing",
+    "categorical",
+    "cat_start",
+    "cat_len",
+    "cat_bits",
+    "linear_coef",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Forest:
     """A tree ensemble as flat arrays.
@@ -189,23 +209,8 @@ class Forest:
         return depths
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "feature": self.feature,
-            "threshold": self.threshold,
-            "left": self.left,
-            "right": self.right,
-            "default_left": self.default_left,
-            "value": self.value,
-            "tree_offsets": self.tree_offsets,
-            "tree_group": self.tree_group,
-            "base_margin": self.base_margin,
-            "zero_missing": self.zero_missing,
-            "categorical": self.categorical,
-            "cat_start": self.cat_start,
-            "cat_len": self.cat_len,
-            "cat_bits": self.cat_bits,
-            "linear_coef": self.linear_coef,
-        }
+        """Every array of the forest by name (:data:`ARRAY_FIELDS`)."""
+        return {name: getattr(self, name) for name in ARRAY_FIELDS}
 
     @property
     def has_linear(self) -> bool:
