@@ -31,6 +31,9 @@ from kernels.ir import Forest
 U = np.uint64
 #: Levels of a complete tree evaluated with vector compares instead of per-row lookups.
 SELECT_LEVELS = 3
+#: Tiles a deep (sparse-layout) tree walks before the next tree: 16 x 26 KiB of tiles for
+#: 50 features stay in L2 while the tree's upper levels stay in L1.
+SPARSE_CHUNK_TILES = 16
 
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
@@ -123,22 +126,50 @@ def predict_sparse(
     n_rows = X.shape[0]
     n_trees = roots.shape[0]
     n_out = base_margin.shape[0]
+    width = (2 * columns.shape[0] + 1) * TILE_ROWS
     n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
-    for tile in numba.prange(n_tiles):
-        start, m, xt, acc = _open_tile(X, tile, columns, n_out)
+    n_chunks = (n_tiles + SPARSE_CHUNK_TILES - 1) // SPARSE_CHUNK_TILES
+    for chunk in numba.prange(n_chunks):
+        # Deep trees do not fit in cache: walk each tree for several tiles in turn, so its
+        # upper levels stay hot, instead of every tree for one tile.
+        first = chunk * SPARSE_CHUNK_TILES
+        n_here = min(n_tiles, first + SPARSE_CHUNK_TILES) - first
+        xts = np.empty(n_here * width, dtype=np.float32)
+        accs = np.zeros(n_here * n_out * TILE_ROWS, dtype=np.float64)
+        for j in range(n_here):
+            start = (first + j) * TILE_ROWS
+            m = min(n_rows, start + TILE_ROWS) - start
+            _fill_tile(X, start, m, columns, xts[j * width : (j + 1) * width])
         idx = np.zeros(TILE_ROWS, dtype=U)
         for t in range(n_trees):
             root = U(roots[t])
-            for r in range(TILE_ROWS):
-                idx[r] = root
-            for _ in range(depths[t]):
-                for r in range(TILE_ROWS):
-                    i = idx[r]
-                    idx[r] = U(left[i]) + U(xt[U(feature_offset[i]) + U(r)] >= threshold[i])
             row0 = tree_group[t] * TILE_ROWS
-            for r in range(TILE_ROWS):
-                acc[row0 + r] += value[idx[r]]
-        _close_tile(acc, start, m, base_margin, out)
+            for j in range(n_here):
+                xt = xts[j * width : (j + 1) * width]
+                for r in range(TILE_ROWS):
+                    idx[r] = root
+                for _ in range(depths[t]):
+                    moved = U(0)
+                    for r in range(TILE_ROWS):
+                        i = idx[r]
+                        step = U(left[i]) + U(xt[U(feature_offset[i]) + U(r)] >= threshold[i])
+                        moved |= step ^ i
+                        idx[r] = step
+                    if moved == 0:  # every row of the tile is on its leaf (leaves self-loop)
+                        break
+                acc = accs[j * n_out * TILE_ROWS : (j + 1) * n_out * TILE_ROWS]
+                for r in range(TILE_ROWS):
+                    acc[row0 + r] += value[idx[r]]
+        for j in range(n_here):
+            start = (first + j) * TILE_ROWS
+            m = min(n_rows, start + TILE_ROWS) - start
+            _close_tile(
+                accs[j * n_out * TILE_ROWS : (j + 1) * n_out * TILE_ROWS],
+                start,
+                m,
+                base_margin,
+                out,
+            )
 
 
 #: LightGBM's zero band, ``-k <= x <= k`` with ``k = kZeroThreshold``, a double set from
