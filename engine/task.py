@@ -123,9 +123,10 @@ class ScoringWorker:
                 writer.write_table(table)
                 t4 = time.perf_counter()
                 for name, values in scores.items():
-                    summaries[name] = summaries.get(name, ColumnSummary()).merge(
-                        ColumnSummary.of(values)
-                    )
+                    if values.dtype.kind in "fiu":  # a label named by strings has no mean
+                        summaries[name] = summaries.get(name, ColumnSummary()).merge(
+                            ColumnSummary.of(values)
+                        )
                 seconds["features"] += t2 - t1
                 seconds["kernel"] += t3 - t2
                 seconds["write"] += t4 - t3
