@@ -26,7 +26,7 @@ from kernels.ir import ARRAY_FIELDS, Forest
 log = logging.getLogger("lakescore.kernels.cache")
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
-IR_VERSION = 4
+IR_VERSION = 5
 
 
 def default_cache_dir() -> Path:

@@ -37,21 +37,25 @@ import numpy as np
 LINKS = ("identity", "sigmoid", "exp", "softmax", "argmax")
 
 
-#: The Forest's array fields, in a fixed order (fingerprints and the model cache use it).
-ARRAY_FIELDS = (
+#: The Forest's arrays with one entry per node.
+NODE_FIELDS = (
     "feature",
     "threshold",
     "left",
     "right",
     "default_left",
     "value",
-    "tree_offsets",
-    "tree_group",
-    "base_margin",
     "zero_missing",
     "categorical",
     "cat_start",
     "cat_len",
+)
+#: Every array of the Forest, in a fixed order (fingerprints and the model cache use it).
+ARRAY_FIELDS = (
+    *NODE_FIELDS,
+    "tree_offsets",
+    "tree_group",
+    "base_margin",
     "cat_bits",
     "linear_coef",
 )
@@ -162,19 +166,7 @@ class Forest:
             raise ValueError(f"unknown link {self.link!r}; expected one of {LINKS}")
         if len(self.feature_names) != self.num_features:
             raise ValueError("feature_names must have num_features entries")
-        node_arrays = (
-            "feature",
-            "threshold",
-            "left",
-            "right",
-            "default_left",
-            "value",
-            "zero_missing",
-            "categorical",
-            "cat_start",
-            "cat_len",
-        )
-        for name in node_arrays:
+        for name in NODE_FIELDS:
             arr = getattr(self, name)
             if arr.ndim != 1 or arr.shape[0] != self.num_nodes:
                 raise ValueError(f"node array {name} must have {self.num_nodes} entries")

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,16 @@ def scores_by_id(table: pa.Table, id_column: str = ID) -> dict[int, float]:
 def only_run(table: pa.Table, run_id: str) -> pa.Table:
     run = pc.cast(table.column("run_id"), pa.string())
     return table.filter(pc.equal(run, run_id))
+
+
+class CountingTasks:
+    """An iterator of tasks that records how far ahead of the results it was pulled."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for i in range(self.n):
+            self.pulled += 1
+            yield i

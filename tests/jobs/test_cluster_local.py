@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
+from scoring_helpers import CountingTasks
 
 from cluster import LocalExecutor, TaskFailed, make_executor
 
@@ -44,19 +44,6 @@ class Probe:
             with self._lock:
                 self.running -= 1
                 self.finished.append(task)
-
-
-class CountingTasks:
-    """An iterator of tasks that records how far ahead of the results it was pulled."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[int]:
-        for i in range(self.n):
-            self.pulled += 1
-            yield i
 
 
 @pytest.mark.parametrize(("threads", "max_in_flight"), [(4, 2), (3, None), (1, 1)])

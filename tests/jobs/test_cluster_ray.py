@@ -24,7 +24,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from scoring_helpers import ID, error_line, read_sink, run_cli, scores_by_id  # noqa: E402
+from scoring_helpers import ID, CountingTasks, error_line, read_sink, run_cli, scores_by_id  # noqa: E402
 
 import engine  # noqa: E402
 from cluster import TaskFailed, make_executor  # noqa: E402
@@ -106,19 +106,6 @@ def files(root: Path, prefix: str) -> list[str]:
 
 def tasks_in(root: Path, prefix: str) -> list[int]:
     return sorted(int(name.split("-")[1]) for name in files(root, prefix))
-
-
-class CountingTasks:
-    """An iterator of tasks that records how far ahead of the results it was pulled."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[int]:
-        for i in range(self.n):
-            self.pulled += 1
-            yield i
 
 
 # --- the executor ------------------------------------------------------------------------
