@@ -25,7 +25,7 @@ from engine.source import scan_source
 from engine.spec import JobSpec
 from engine.staging import Sink, check_sink, new_run_id
 from engine.stats import ColumnSummary
-from engine.task import ScoringWorker, TaskResult, WorkerConfig, load_kernel
+from engine.task import ScoringWorker, TaskResult, WorkerConfig
 
 log = logging.getLogger("lakescore.coordinator")
 
@@ -107,19 +107,10 @@ def run_job(
         return _result_from_record(run_id, sink_path, record, started)
 
     # Compile once on the driver too: a bad backend fails here, before staging exists.
-    kernel = load_kernel(spec.model, forest.sha256, spec.backend, trust_pickle=spec.trust_pickle)
-    config = WorkerConfig(
-        model_path=spec.model,
-        model_sha256=forest.sha256,
-        backend=kernel.backend,
-        feature_columns=tuple(features.values()),
-        id_column=spec.id_column,
-        run_id=run_id,
-        data_dir="",
-        tasks_dir="",
-        batch_rows=spec.batch_rows,
-        trust_pickle=spec.trust_pickle,
-    )
+    try:  # the forest is already loaded: compiling it must not read the file again
+        kernel = kernels.compile_model(forest, backend=spec.backend)
+    except kernels.KernelError as exc:
+        raise BadInputError(str(exc)) from None
     job_doc = {
         "model": spec.model,
         "model_sha256": forest.sha256,
@@ -141,11 +132,16 @@ def run_job(
         with sink.staging(run_id) as staging:
             staging.start(fingerprint, job_doc)
             config = WorkerConfig(
-                **{
-                    **config.__dict__,
-                    "data_dir": str(staging.data_dir),
-                    "tasks_dir": str(staging.tasks_dir),
-                }
+                model_path=spec.model,
+                model_sha256=forest.sha256,
+                backend=kernel.backend,
+                feature_columns=tuple(features.values()),
+                id_column=spec.id_column,
+                run_id=run_id,
+                data_dir=str(staging.data_dir),
+                tasks_dir=str(staging.tasks_dir),
+                batch_rows=spec.batch_rows,
+                trust_pickle=spec.trust_pickle,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
