@@ -16,6 +16,7 @@ from engine.errors import BadInputError, ExecutionError, LakescoreError
 
 if TYPE_CHECKING:
     import kernels
+    from engine.coordinator import ScoreResult
 
 log = logging.getLogger("lakescore")
 
@@ -109,10 +110,7 @@ def _parse_columns(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _print_summary(result: object, as_json: bool) -> None:
-    from engine.coordinator import ScoreResult
-
-    assert isinstance(result, ScoreResult)
+def _print_summary(result: ScoreResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.record, indent=2, sort_keys=True))
         return
