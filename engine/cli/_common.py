@@ -1,0 +1,83 @@
+"""Flags and helpers that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import BadInputError
+
+if TYPE_CHECKING:
+    import kernels
+    from engine.coordinator import ScoreResult
+
+
+def add_job_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a scoring job, shared by ``score`` and the job spec's key names."""
+    p.add_argument("--id-column", dest="id_column", help="source column copied beside each score")
+    p.add_argument(
+        "--cluster",
+        default="local",
+        help="local (default: threads here) | ray (a local Ray) | auto | HOST:PORT | "
+        "ray://HOST:PORT (an existing Ray cluster)",
+    )
+    p.add_argument("--backend", default="auto", help="auto | numba | cuda")
+    p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
+    p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
+    p.add_argument(
+        "--column",
+        dest="columns",
+        action="append",
+        default=[],
+        metavar="FEATURE=COLUMN",
+        help="map a model feature to a differently named source column (repeatable)",
+    )
+    p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
+    p.add_argument(
+        "--workers", type=int, default=2, help="tasks in flight (local executor; Ray sizes its own)"
+    )
+    add_trust_flag(p)
+
+
+def add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_true",
+        help="allow a pickle/joblib model file (unpickling runs code from the file)",
+    )
+
+
+def parse_columns(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        feature, sep, column = pair.partition("=")
+        if not sep or not feature or not column:
+            raise BadInputError(f"--column {pair!r}: expected FEATURE=COLUMN")
+        mapping[feature] = column
+    return mapping
+
+
+def print_summary(result: ScoreResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.record, indent=2, sort_keys=True))
+        return
+    print(
+        f"scored {result.rows_scored:,} rows in {result.seconds:.2f} s "
+        f"({result.rows_per_second:,.0f} rows/s), status {result.status}"
+    )
+    print(f"run id      {result.run_id}")
+    print(f"scores      {Path(result.sink) / result.run_id}")
+    print(f"run record  {Path(result.sink) / '_lakescore' / 'runs' / (result.run_id + '.json')}")
+
+
+def load_forest(path: str, trust_pickle: bool = False) -> kernels.Forest:
+    """Load a model for a command; a bad file is bad input (exit 2)."""
+    import kernels
+
+    try:
+        return kernels.load_model(path, trust_pickle=trust_pickle)
+    except kernels.KernelError as exc:
+        raise BadInputError(str(exc)) from None
