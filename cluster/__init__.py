@@ -13,14 +13,15 @@ __all__ = [
 ]
 
 
-def make_executor(spec: str, *, threads: int = 2) -> Executor:
+def make_executor(spec: str, *, threads: int = 2, gpu: str = "auto") -> Executor:
     """An executor from the ``--cluster`` value.
 
     ``local``: threads in this process (``threads`` of them). ``ray``: Ray actors on a
     local Ray sized to the machine, started when the first task runs and stopped by
     ``shutdown()``. ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: Ray actors on an
     existing cluster, connected to here (``shutdown()`` disconnects; the cluster keeps
-    running). A Ray this process is already connected to is used as it is.
+    running). A Ray this process is already connected to is used as it is. ``gpu`` is the
+    Ray executor's GPU pool mode (``auto``, ``never``, ``only``; see ``RayExecutor``).
 
     Raises ``ValueError`` for an unknown value, a missing ``ray`` package or a cluster
     that cannot be reached.
@@ -36,8 +37,8 @@ def make_executor(spec: str, *, threads: int = 2) -> Executor:
         )
     import_ray()  # a missing package is a ValueError naming the extra to install
     if spec == "ray":  # started by the first task: a run that fails before leaves nothing
-        return RayExecutor()
-    executor = RayExecutor(address=spec)
+        return RayExecutor(gpu=gpu)
+    executor = RayExecutor(address=spec, gpu=gpu)
     try:  # connect now: an unreachable cluster is bad input, found before any work
         executor.start()
     except ConnectionError as exc:

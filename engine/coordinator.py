@@ -7,10 +7,12 @@ records (counts, timings, summaries) come back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,18 +57,36 @@ class WorkerFactory:
     """Builds a :class:`ScoringWorker` where it is called (a thread, an actor).
 
     In this process it reuses the kernel the driver already compiled; pickled (for a
-    remote worker) it carries only the config, and the worker compiles its own.
+    remote worker) it carries only the config, and the worker compiles its own: with
+    ``cpu_backend`` on a CPU actor, with CUDA on a GPU actor (``device="gpu"``).
     """
 
-    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+    def __init__(
+        self, config: WorkerConfig, kernel: kernels.Kernel | None = None, cpu_backend: str = ""
+    ) -> None:
         self.config = config
         self._kernel = kernel
+        self._cpu_backend = cpu_backend or config.backend
 
-    def __call__(self) -> ScoringWorker:
+    def __call__(self, device: str | None = None) -> ScoringWorker:
+        if device == "gpu":
+            return ScoringWorker(dataclasses.replace(self.config, backend="cuda"))
+        if self._kernel is None and self.config.backend != self._cpu_backend:
+            return ScoringWorker(dataclasses.replace(self.config, backend=self._cpu_backend))
         return ScoringWorker(self.config, kernel=self._kernel)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "_kernel": None}
+        return {**self.__dict__, "_kernel": None}
+
+
+def _executor_gpu_mode(backend: str) -> str:
+    """GPU actors for ``auto`` where a cluster has GPUs, only them for ``cuda``."""
+    return {"auto": "auto", "cuda": "only"}.get(backend, "never")
+
+
+def _cpu_backend(backend: str) -> str:
+    """The backend of a CPU worker when the job asks for ``backend``."""
+    return "numba" if backend in ("auto", "cuda") else backend
 
 
 def run_job(
@@ -124,7 +144,9 @@ def run_job(
     with contextlib.ExitStack() as cleanup:
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
             try:
-                executor = make_executor(spec.cluster, threads=spec.workers)
+                executor = make_executor(
+                    spec.cluster, threads=spec.workers, gpu=_executor_gpu_mode(spec.backend)
+                )
             except ValueError as exc:
                 raise BadInputError(f"cluster: {exc}") from None
             cleanup.callback(executor.shutdown)  # whatever happens from here on
@@ -169,7 +191,8 @@ def run_job(
             }
             try:
                 if not sink.is_committed(run_id):
-                    for result in executor.execute(WorkerFactory(config, kernel), pending):
+                    factory = WorkerFactory(config, kernel, _cpu_backend(spec.backend))
+                    for result in executor.execute(factory, pending):
                         results[result.task_id] = result
                         bar.update(result.rows)
             except TaskFailed as exc:
@@ -222,6 +245,7 @@ def _record(
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+        "tasks_by_backend": dict(Counter(r.backend for r in results.values() if r.backend)),
         "stats": {name: summary.to_dict() for name, summary in sorted(stats.items())},
         "tasks_resumed": resumed,
     }

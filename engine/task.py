@@ -55,6 +55,8 @@ class TaskResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: summary statistics (``ColumnSummary.to_dict``) by output column
     stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
+    backend: str = ""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -149,6 +151,7 @@ class ScoringWorker:
             part=part.name,
             seconds={k: round(v, 6) for k, v in seconds.items()},
             stats={name: s.to_dict() for name, s in summaries.items()},
+            backend=self.kernel.backend,
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
