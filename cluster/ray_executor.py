@@ -7,8 +7,9 @@ hands the next task to whichever actor has a free slot when a result comes back
 (``ray.wait``), so a faster actor takes more of the work and memory stays bounded however
 many tasks a run has.
 
-Failures: a task that raises is not retried; :class:`~cluster.TaskFailed` carries the
-exception the task raised (not Ray's wrapper). A task whose actor process died is handed
+Failures: a task that raises is run again (on whichever actor is free) up to
+``task_retries`` times, then :class:`~cluster.TaskFailed` carries the exception it raised
+(not Ray's wrapper). A task whose actor process died (killed, or its node lost) is handed
 to another actor, up to ``max_retries`` times; the dead actor is replaced.
 
 Sizing: the pool is sized to the CPUs (and GPUs) the cluster has free when the run
@@ -160,6 +161,8 @@ class RayExecutor(BaseExecutor):
         tasks in flight is ``num_actors * tasks_per_actor``.
     max_retries
         Times a task whose actor died is run again on another actor.
+    task_retries
+        Times a task that raised is run again before the run fails.
     gpu
         ``auto``: one GPU actor per ``gpus_per_actor`` free GPUs beside the CPU actors;
         ``never``: CPU actors only; ``only``: GPU actors only (a cluster without a free
@@ -192,6 +195,7 @@ class RayExecutor(BaseExecutor):
         cpus_per_actor: float = 1.0,
         tasks_per_actor: int = 2,
         max_retries: int = 3,
+        task_retries: int = 0,
         gpu: str = "auto",
         gpus_per_actor: float = 1.0,
         gpu_actor_cpus: float = 1.0,
@@ -208,8 +212,8 @@ class RayExecutor(BaseExecutor):
             raise ValueError("cpus_per_actor must be > 0")
         if tasks_per_actor < 1:
             raise ValueError("tasks_per_actor must be >= 1")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+        if max_retries < 0 or task_retries < 0:
+            raise ValueError("max_retries and task_retries must be >= 0")
         if gpu not in GPU_MODES:
             raise ValueError(f"gpu must be one of {', '.join(GPU_MODES)}, got {gpu!r}")
         if gpus_per_actor <= 0 or gpu_actor_cpus < 0:
@@ -219,6 +223,7 @@ class RayExecutor(BaseExecutor):
         self.cpus_per_actor = cpus_per_actor
         self.tasks_per_actor = tasks_per_actor
         self.max_retries = max_retries
+        self.task_retries = task_retries
         self.gpu = gpu
         self.gpus_per_actor = gpus_per_actor
         self.gpu_actor_cpus = gpu_actor_cpus
@@ -400,8 +405,13 @@ class RayExecutor(BaseExecutor):
         slot.in_flight -= 1
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:  # the task raised: not retried
+        except ray.exceptions.RayTaskError as exc:  # the task raised
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            if call.attempt < self.task_retries:
+                log.warning("ray: task %r raised (%s); retrying", call.task, _first_line(cause))
+                self._stats.tasks_retried += 1
+                run.queue.appendleft((call.task, call.attempt + 1))
+                return False, None
             self._stats.tasks_failed += 1
             raise TaskFailed(call.task, cause) from cause
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:

@@ -21,6 +21,7 @@ import kernels
 from cluster import Executor, TaskFailed, make_executor
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
+from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
 from engine.source import scan_source
@@ -145,7 +146,10 @@ def run_job(
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
             try:
                 executor = make_executor(
-                    spec.cluster, threads=spec.workers, gpu=_executor_gpu_mode(spec.backend)
+                    spec.cluster,
+                    threads=spec.workers,
+                    gpu=_executor_gpu_mode(spec.backend),
+                    task_retries=spec.task_retries,
                 )
             except ValueError as exc:
                 raise BadInputError(f"cluster: {exc}") from None
@@ -205,6 +209,7 @@ def run_job(
                     raise cause from None
                 staging.record_failure(
                     _record(record_base, tasks, results, started, "failed", error=str(cause))
+                    | execution_report(executor.stats, results.values())
                 )
                 if isinstance(cause, LakescoreError):
                     raise cause from None
@@ -212,6 +217,7 @@ def run_job(
             finally:
                 bar.close()
             record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+            record |= execution_report(executor.stats, results.values())
             staging.commit({results[t.task_id].part for t in tasks}, record)
     log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
     return _result_from_record(run_id, sink_path, record, started)

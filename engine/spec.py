@@ -58,6 +58,9 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    task_retries
+        Times a task that raised runs again before the run fails (a task whose Ray actor
+        died is always run again elsewhere).
     """
 
     model: str
@@ -72,15 +75,17 @@ class JobSpec:
     batch_rows: int = 65_536
     task_rows: int = 262_144
     workers: int = 2
+    task_retries: int = 2
     trust_pickle: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise BadInputError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
-        for name in ("batch_rows", "task_rows", "workers"):
+        for name in ("batch_rows", "task_rows", "workers", "task_retries"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BadInputError(f"{name}: must be a positive integer, got {value!r}")
+            least = 0 if name == "task_retries" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise BadInputError(f"{name}: must be an integer >= {least}, got {value!r}")
         if not isinstance(self.columns, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
@@ -100,6 +105,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_rows": int,
     "task_rows": int,
     "workers": int,
+    "task_retries": int,
     "trust_pickle": bool,
 }
 _PATH_FIELDS = ("model", "source", "sink")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ class TaskResult:
     stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
     backend: str = ""
+    #: where it ran: the host's name and the worker process id
+    node: str = ""
+    worker: int = 0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -152,6 +156,8 @@ class ScoringWorker:
             seconds={k: round(v, 6) for k, v in seconds.items()},
             stats={name: s.to_dict() for name, s in summaries.items()},
             backend=self.kernel.backend,
+            node=socket.gethostname(),
+            worker=os.getpid(),
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
