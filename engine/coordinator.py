@@ -17,6 +17,8 @@ from typing import Any
 
 import kernels
 from cluster import Executor, TaskFailed, make_executor
+from engine import events
+from engine.after_run import after_run
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
@@ -72,7 +74,25 @@ class WorkerFactory:
 def run_job(
     spec: JobSpec, *, executor: Executor | None = None, progress: bool = True
 ) -> ScoreResult:
-    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses."""
+    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses.
+
+    Whatever the outcome, the after-run steps (metrics file, webhook) run once at the end.
+    """
+    outcome: dict[str, Any] = {}  # the run record as far as the run got
+    try:
+        result = _run_job(spec, executor, progress, outcome)
+    except Exception as exc:
+        if outcome.get("run_id"):
+            events.run_failed(outcome, exc)
+        after_run(spec, outcome or None, error=exc)
+        raise
+    after_run(spec, result.record)
+    return result
+
+
+def _run_job(
+    spec: JobSpec, executor: Executor | None, progress: bool, outcome: dict[str, Any]
+) -> ScoreResult:
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
@@ -147,13 +167,14 @@ def run_job(
             planned_ids = {t.task_id for t in tasks}
             finished = {k: v for k, v in finished.items() if k in planned_ids}
             pending = [t for t in tasks if t.task_id not in finished]
-            log.info(
-                "run %s: %d task(s), %d already done, %d row(s), backend %s",
+            events.run_planned(
                 run_id,
-                len(tasks),
-                len(finished),
-                sum(t.num_rows for t in tasks),
-                kernel.backend,
+                tasks=len(tasks),
+                done=len(finished),
+                rows=sum(t.num_rows for t in tasks),
+                backend=kernel.backend,
+                executor=executor.name,
+                seconds=time.perf_counter() - started,
             )
             results = dict(finished)
             bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
@@ -172,6 +193,7 @@ def run_job(
                     for result in executor.execute(WorkerFactory(config, kernel), pending):
                         results[result.task_id] = result
                         bar.update(result.rows)
+                        events.task_finished(run_id, result)
             except TaskFailed as exc:
                 cause = exc.cause
                 if isinstance(cause, BadInputError):
@@ -180,17 +202,19 @@ def run_job(
                     staging.discard()
                     sink.remove_empty_dirs(created)
                     raise cause from None
-                staging.record_failure(
-                    _record(record_base, tasks, results, started, "failed", error=str(cause))
-                )
+                failed = _record(record_base, tasks, results, started, "failed", error=str(cause))
+                outcome.update(failed, **_task_counts(executor))
+                staging.record_failure(outcome)
                 if isinstance(cause, LakescoreError):
                     raise cause from None
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
             finally:
                 bar.close()
             record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+            record.update(_task_counts(executor))
             staging.commit({results[t.task_id].part for t in tasks}, record)
-    log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
+            outcome.update(record)
+    events.run_committed(record)
     return _result_from_record(run_id, sink_path, record, started)
 
 
@@ -228,6 +252,14 @@ def _record(
     if error is not None:
         record["error"] = error
     return record
+
+
+def _task_counts(executor: Executor) -> dict[str, int]:
+    """Retries (after a lost worker) and failures, for the record and the metrics."""
+    return {
+        "tasks_retried": executor.stats.tasks_retried,
+        "tasks_failed": executor.stats.tasks_failed,
+    }
 
 
 def _result_from_record(

@@ -58,6 +58,12 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    metrics_file
+        Prometheus text-format metrics of each run are written here (node_exporter
+        textfile collector style), whatever the run's outcome.
+    notify
+        The ``[notify]`` table: a webhook told about runs that end with the listed
+        statuses (see :mod:`engine.notify`).
     """
 
     model: str
@@ -73,6 +79,8 @@ class JobSpec:
     task_rows: int = 262_144
     workers: int = 2
     trust_pickle: bool = False
+    metrics_file: str | None = None
+    notify: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -85,6 +93,11 @@ class JobSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
             raise BadInputError("columns: must map feature names to source column names")
+        if not isinstance(self.notify, dict):
+            raise BadInputError(f"notify: must be a table, got {self.notify!r}")
+        from engine.notify import notify_config  # engine.notify imports nothing of this
+
+        notify_config(self.notify)  # a bad [notify] table fails before the run, not after
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -101,8 +114,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "task_rows": int,
     "workers": int,
     "trust_pickle": bool,
+    "metrics_file": str,
+    "notify": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink")
+_PATH_FIELDS = ("model", "source", "sink", "metrics_file")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step

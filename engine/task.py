@@ -9,7 +9,9 @@ score data never passes through the driver. A retried task overwrites its own pa
 from __future__ import annotations
 
 import json
+import logging
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
+
+log = logging.getLogger("lakescore.task")
 
 RUN_ID_COLUMN = "run_id"
 LOCATOR_COLUMNS = ("source_file", "row_number")
@@ -55,6 +59,8 @@ class TaskResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: summary statistics (``ColumnSummary.to_dict``) by output column
     stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: the host the task ran on (the coordinator's task events name it)
+    node: str = ""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -149,6 +155,21 @@ class ScoringWorker:
             part=part.name,
             seconds={k: round(v, 6) for k, v in seconds.items()},
             stats={name: s.to_dict() for name, s in summaries.items()},
+            node=platform.node(),
+        )
+        log.debug(
+            "task %s scored %d rows",
+            task.task_id,
+            rows,
+            extra={
+                "event": "task_scored",
+                "run_id": cfg.run_id,
+                "task_id": task.task_id,
+                "stage": "execute",
+                "rows": rows,
+                "seconds": round(sum(seconds.values()), 6),
+                "node": result.node,
+            },
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
