@@ -35,6 +35,7 @@ NOTIFY_ON = ("ok", "warn", "fail")
 _KEYS = ("webhook", "on", "timeout_seconds", "report_url")
 _MAX_TIMEOUT = 60.0
 _RETRY_PAUSE = 0.2
+_TIMED_OUT = "timed out"
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,13 @@ def notify_config(doc: dict[str, Any] | None) -> NotifyConfig | None:
         "https",
     ):
         raise BadInputError(f"notify.webhook: expected an http(s) URL, got {webhook!r}")
-    if not urllib.parse.urlsplit(webhook).hostname:
-        raise BadInputError(f"notify.webhook: no host in {_redact(webhook)!r}")
+    try:
+        parts = urllib.parse.urlsplit(webhook)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise BadInputError(f"notify.webhook: {exc}") from None
+    if not parts.hostname:
+        raise BadInputError("notify.webhook: the URL names no host")
     on = doc.get("on", ["fail"])
     if not isinstance(on, list | tuple) or not on or any(s not in NOTIFY_ON for s in on):
         raise BadInputError(f"notify.on: expected a list of {', '.join(NOTIFY_ON)}, got {on!r}")
@@ -132,8 +138,8 @@ def send(config: NotifyConfig, body: dict[str, Any]) -> bool:
     worker.join(config.timeout_seconds)
     where = _redact(config.webhook)
     fields = {"event": "notify", "run_id": body.get("run_id"), "webhook": where}
-    if worker.is_alive():
-        outcome.setdefault("error", f"no answer within {config.timeout_seconds:g} s")
+    if worker.is_alive() or outcome.get("error") == _TIMED_OUT:
+        outcome["error"] = f"no answer within {config.timeout_seconds:g} s"
     if "error" in outcome:
         log.warning("webhook %s: %s; the run is unaffected", where, outcome["error"],
                     extra={**fields, "ok": False})  # fmt: skip
@@ -165,9 +171,10 @@ def _post(url: str, data: bytes, deadline: float, outcome: dict[str, str]) -> No
                 return
         except (OSError, ValueError) as exc:  # URLError, refused, reset, timed out
             reason = getattr(exc, "reason", exc)
-            outcome["error"] = f"{type(reason).__name__}: {reason}"
             if isinstance(reason, TimeoutError):  # the budget is spent
+                outcome["error"] = _TIMED_OUT
                 return
+            outcome["error"] = f"{type(reason).__name__}: {reason}"
         if attempt == 1:
             time.sleep(min(_RETRY_PAUSE, max(deadline - time.monotonic(), 0)))
 
