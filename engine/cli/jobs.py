@@ -13,6 +13,7 @@ from engine.cli._common import (
     print_summary,
     show_progress,
 )
+from engine.cli.assess import add_assess_flags, dry_run
 from engine.errors import BadInputError
 
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sink", required=True)
     add_job_flags(p)
     add_metrics_flag(p)
+    add_dry_run_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_score)
 
@@ -35,8 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job", help="job file")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     add_metrics_flag(p)
+    add_dry_run_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_run)
+
+
+def add_dry_run_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        help="assess the job (like lakescore assess) and write nothing",
+    )
+    add_assess_flags(p)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -59,6 +72,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
         metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
     )
+    if args.dry_run:
+        return dry_run(spec, args)
     result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
     return 0
@@ -73,6 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, run_id=args.run_id)
     if args.metrics_file:
         spec = dataclasses.replace(spec, metrics_file=resolve_path(args.metrics_file, Path.cwd()))
+    if args.dry_run:
+        return dry_run(spec, args)
     result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
     return 0
