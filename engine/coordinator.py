@@ -203,8 +203,9 @@ def _run_job(
                     sink.remove_empty_dirs(created)
                     raise cause from None
                 failed = _record(record_base, tasks, results, started, "failed", error=str(cause))
-                outcome.update(failed, **_task_counts(executor))
-                staging.record_failure(outcome)
+                failed.update(_task_counts(executor))
+                outcome.update(failed)
+                staging.record_failure(failed)
                 if isinstance(cause, LakescoreError):
                     raise cause from None
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause

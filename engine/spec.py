@@ -8,9 +8,13 @@ A TOML job file uses the same names as the ``score`` command's flags::
     id_column = "customer_id"
     backend = "auto"          # auto | numba | cuda
     cluster = "local"
+    metrics_file = "/var/lib/node_exporter/churn.prom"   # optional: Prometheus metrics
 
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
+
+    [notify]                  # optional: a webhook told of failed runs (engine.notify)
+    webhook = "https://hooks.example.com/..."
 
 Relative paths are relative to the job file. Unknown keys are an error.
 """

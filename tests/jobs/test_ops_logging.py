@@ -119,3 +119,27 @@ def test_cli_json_errors_are_json_too(cli, model_file: Path, lake: Path, tmp_pat
     assert line["level"] == "ERROR" and line["exit_code"] == 2
     assert "no_such_column" in line["message"]
     assert "no_such_column" in error_line(cli(*args))  # text mode: the plain one-liner
+
+
+def test_a_failed_run_logs_a_run_failed_event(
+    model_file: Path, lake: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    import pytest
+
+    import engine.task
+    from engine import ExecutionError, score
+
+    def broken(self, task):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(engine.task.ScoringWorker, "__call__", broken)
+    with (
+        caplog.at_level(logging.INFO, logger="lakescore"),
+        pytest.raises(ExecutionError),
+    ):
+        score(model_file, lake, tmp_path / "s", workers=1)
+    (failed,) = [r for r in caplog.records if getattr(r, "event", None) == "run_failed"]
+    planned = next(r for r in caplog.records if getattr(r, "event", None) == "run_planned")
+    assert failed.levelname == "ERROR" and failed.run_id == planned.run_id
+    assert failed.status == "failed" and failed.rows == 0 and failed.node
+    assert "disk on fire" in failed.getMessage()
