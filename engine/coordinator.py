@@ -19,6 +19,8 @@ from typing import Any
 
 import kernels
 from cluster import Executor, TaskFailed, make_executor
+from engine import events
+from engine.after_run import after_run
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
 from engine.placement import execution_report
@@ -93,7 +95,25 @@ def _cpu_backend(backend: str) -> str:
 def run_job(
     spec: JobSpec, *, executor: Executor | None = None, progress: bool = True
 ) -> ScoreResult:
-    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses."""
+    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses.
+
+    Whatever the outcome, the after-run steps (metrics file, webhook) run once at the end.
+    """
+    outcome: dict[str, Any] = {}  # the run record as far as the run got
+    try:
+        result = _run_job(spec, executor, progress, outcome)
+    except Exception as exc:
+        if outcome.get("run_id"):
+            events.run_failed(outcome, exc)
+        after_run(spec, outcome or None, error=exc)
+        raise
+    after_run(spec, result.record)
+    return result
+
+
+def _run_job(
+    spec: JobSpec, executor: Executor | None, progress: bool, outcome: dict[str, Any]
+) -> ScoreResult:
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
@@ -173,13 +193,14 @@ def run_job(
             planned_ids = {t.task_id for t in tasks}
             finished = {k: v for k, v in finished.items() if k in planned_ids}
             pending = [t for t in tasks if t.task_id not in finished]
-            log.info(
-                "run %s: %d task(s), %d already done, %d row(s), backend %s",
+            events.run_planned(
                 run_id,
-                len(tasks),
-                len(finished),
-                sum(t.num_rows for t in tasks),
-                kernel.backend,
+                tasks=len(tasks),
+                done=len(finished),
+                rows=sum(t.num_rows for t in tasks),
+                backend=kernel.backend,
+                executor=executor.name,
+                seconds=time.perf_counter() - started,
             )
             results = dict(finished)
             bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
@@ -199,6 +220,7 @@ def run_job(
                     for result in executor.execute(factory, pending):
                         results[result.task_id] = result
                         bar.update(result.rows)
+                        events.task_finished(run_id, result)
             except TaskFailed as exc:
                 cause = exc.cause
                 if isinstance(cause, BadInputError):
@@ -207,10 +229,10 @@ def run_job(
                     staging.discard()
                     sink.remove_empty_dirs(created)
                     raise cause from None
-                staging.record_failure(
-                    _record(record_base, tasks, results, started, "failed", error=str(cause))
-                    | execution_report(executor.stats, results.values())
-                )
+                failed = _record(record_base, tasks, results, started, "failed", error=str(cause))
+                failed |= execution_report(executor.stats, results.values())
+                outcome.update(failed)
+                staging.record_failure(failed)
                 if isinstance(cause, LakescoreError):
                     raise cause from None
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
@@ -219,7 +241,8 @@ def run_job(
             record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
             record |= execution_report(executor.stats, results.values())
             staging.commit({results[t.task_id].part for t in tasks}, record)
-    log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
+            outcome.update(record)
+    events.run_committed(record)
     return _result_from_record(run_id, sink_path, record, started)
 
 

@@ -8,9 +8,13 @@ A TOML job file uses the same names as the ``score`` command's flags::
     id_column = "customer_id"
     backend = "auto"          # auto | numba | cuda
     cluster = "local"
+    metrics_file = "/var/lib/node_exporter/churn.prom"   # optional: Prometheus metrics
 
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
+
+    [notify]                  # optional: a webhook told of failed runs (engine.notify)
+    webhook = "https://hooks.example.com/..."
 
 Relative paths are relative to the job file. Unknown keys are an error.
 """
@@ -61,6 +65,12 @@ class JobSpec:
     task_retries
         Times a task that raised runs again before the run fails (a task whose Ray actor
         died is always run again elsewhere).
+    metrics_file
+        Prometheus text-format metrics of each run are written here (node_exporter
+        textfile collector style), whatever the run's outcome.
+    notify
+        The ``[notify]`` table: a webhook told about runs that end with the listed
+        statuses (see :mod:`engine.notify`).
     """
 
     model: str
@@ -77,6 +87,8 @@ class JobSpec:
     workers: int = 2
     task_retries: int = 2
     trust_pickle: bool = False
+    metrics_file: str | None = None
+    notify: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -90,6 +102,11 @@ class JobSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
             raise BadInputError("columns: must map feature names to source column names")
+        if not isinstance(self.notify, dict):
+            raise BadInputError(f"notify: must be a table, got {self.notify!r}")
+        from engine.notify import notify_config  # engine.notify imports nothing of this
+
+        notify_config(self.notify)  # a bad [notify] table fails before the run, not after
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -107,8 +124,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "workers": int,
     "task_retries": int,
     "trust_pickle": bool,
+    "metrics_file": str,
+    "notify": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink")
+_PATH_FIELDS = ("model", "source", "sink", "metrics_file")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step

@@ -9,6 +9,7 @@ score data never passes through the driver. A retried task overwrites its own pa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -27,6 +28,8 @@ from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
+
+log = logging.getLogger("lakescore.task")
 
 RUN_ID_COLUMN = "run_id"
 LOCATOR_COLUMNS = ("source_file", "row_number")
@@ -158,6 +161,20 @@ class ScoringWorker:
             backend=self.kernel.backend,
             node=socket.gethostname(),
             worker=os.getpid(),
+        )
+        log.debug(
+            "task %s scored %d rows",
+            task.task_id,
+            rows,
+            extra={
+                "event": "task_scored",
+                "run_id": cfg.run_id,
+                "task_id": task.task_id,
+                "stage": "execute",
+                "rows": rows,
+                "seconds": round(sum(seconds.values()), 6),
+                "node": result.node,
+            },
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result

@@ -41,6 +41,21 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
     add_trust_flag(p)
 
 
+def add_metrics_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-file",
+        dest="metrics_file",
+        metavar="PATH",
+        help="write Prometheus text-format metrics of the run here (node_exporter textfile)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bar or lines, unless -q; never in JSON mode (a bar would break the lines
+    apart, and the per-task events say the same)."""
+    return not args.quiet and args.log_format != "json"
+
+
 def add_trust_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-pickle",

@@ -6,7 +6,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from engine.cli._common import add_job_flags, parse_columns, print_summary
+from engine.cli._common import (
+    add_job_flags,
+    add_metrics_flag,
+    parse_columns,
+    print_summary,
+    show_progress,
+)
+from engine.cli.assess import add_assess_flags, dry_run
 from engine.errors import BadInputError
 
 
@@ -21,14 +28,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True)
     p.add_argument("--sink", required=True)
     add_job_flags(p)
+    add_metrics_flag(p)
+    add_dry_run_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_score)
 
     p = sub.add_parser("run", help="run a job spec (TOML)")
     p.add_argument("job", help="job file")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
+    add_metrics_flag(p)
+    add_dry_run_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_run)
+
+
+def add_dry_run_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        dest="dry_run",
+        action="store_true",
+        help="assess the job (like lakescore assess) and write nothing",
+    )
+    add_assess_flags(p)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -49,20 +70,27 @@ def _cmd_score(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         workers=args.workers,
         trust_pickle=args.trust_pickle,
+        metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
     )
-    result = run_job(spec, progress=not args.quiet)
+    if args.dry_run:
+        return dry_run(spec, args)
+    result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
-    from engine.spec import load_job_file
+    from engine.spec import load_job_file, resolve_path
 
     spec = load_job_file(args.job)
     if args.run_id:
         spec = dataclasses.replace(spec, run_id=args.run_id)
-    result = run_job(spec, progress=not args.quiet)
+    if args.metrics_file:
+        spec = dataclasses.replace(spec, metrics_file=resolve_path(args.metrics_file, Path.cwd()))
+    if args.dry_run:
+        return dry_run(spec, args)
+    result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
     return 0
 
@@ -81,7 +109,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         sink=str(paths.sink),
         id_column="customer_id",
     )
-    result = run_job(spec, progress=not args.quiet)
+    result = run_job(spec, progress=show_progress(args))
     print_summary(result, as_json=False)
     print(f"model       {paths.model}")
     print(f"lake        {paths.lake}")
