@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadInputError
+from engine.registry import resolve_model_value
+from engine.variants import VariantsSpec, parse_variants
 
 FORMATS = ("parquet",)
 
@@ -35,7 +37,7 @@ class JobSpec:
     Attributes
     ----------
     model
-        Path of the model file.
+        Path of the model file, or ``NAME@VERSION`` / ``NAME@ALIAS`` in the registry.
     source
         A Parquet file or a directory of Parquet files (hive partitions allowed).
     sink
@@ -58,6 +60,12 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    registry
+        Model registry root, for models named ``NAME@VERSION`` or ``NAME@ALIAS`` (else
+        ``$LAKESCORE_REGISTRY``).
+    variants
+        Champion/challenger variants (``[variants]``; see :mod:`engine.variants`); then
+        ``model`` is the first variant's model.
     """
 
     model: str
@@ -73,6 +81,8 @@ class JobSpec:
     task_rows: int = 262_144
     workers: int = 2
     trust_pickle: bool = False
+    registry: str | None = None
+    variants: VariantsSpec | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -101,8 +111,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "task_rows": int,
     "workers": int,
     "trust_pickle": bool,
+    "registry": str,
+    "variants": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink")
+_PATH_FIELDS = ("source", "sink", "registry")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step
@@ -125,6 +137,10 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
     unknown = sorted(set(doc) - set(_FIELD_TYPES))
     if unknown:
         raise BadInputError(f"{origin}: unknown key {unknown[0]!r}")
+    if "variants" in doc:
+        if "model" in doc:
+            raise BadInputError(f"{origin}: give either model or [variants], not both")
+        doc = {"model": "", **doc}  # replaced by the first variant's model below
     for key in _REQUIRED:
         if key not in doc:
             raise BadInputError(f"{origin}: missing required key {key!r}")
@@ -136,6 +152,11 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
             raise BadInputError(f"{origin}: key {key!r} must be {names}, got {value!r}")
         if key in _PATH_FIELDS:
             value = resolve_path(value, base_dir)
+        elif key == "model":
+            value = resolve_model_value(value, base_dir)
+        elif key == "variants":
+            value = parse_variants(value, base_dir=base_dir, origin=origin)
+            values["model"] = value.variants[0].model
         values[key] = value
     try:
         return JobSpec(**values)

@@ -26,6 +26,8 @@ from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
+from engine.variant_stats import VariantStats
+from engine.variants import VariantConfig, VariantScorer
 
 RUN_ID_COLUMN = "run_id"
 LOCATOR_COLUMNS = ("source_file", "row_number")
@@ -45,6 +47,7 @@ class WorkerConfig:
     tasks_dir: str
     batch_rows: int
     trust_pickle: bool = False
+    variants: VariantConfig | None = None
 
 
 @dataclass
@@ -55,6 +58,8 @@ class TaskResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: summary statistics (``ColumnSummary.to_dict``) by output column
     stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: per-variant rows and score sketches (:class:`~engine.variant_stats.VariantStats`)
+    variants: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -83,8 +88,21 @@ def load_kernel(
 class ScoringWorker:
     """Holds one compiled kernel; call it with tasks. Safe to share between threads."""
 
-    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        kernel: kernels.Kernel | None = None,
+        variant_kernels: list[kernels.Kernel] | None = None,
+    ) -> None:
         self.config = config
+        self.variants: VariantScorer | None = None
+        if config.variants is not None:  # each row scored by its variant's kernel
+            self.variants = (
+                VariantScorer(config.variants, variant_kernels)
+                if variant_kernels
+                else VariantScorer.load(config.variants, config.backend, config.trust_pickle)
+            )
+            kernel = self.variants.kernels[0]
         self.kernel = kernel or load_kernel(
             config.model_path,
             config.model_sha256,
@@ -103,6 +121,7 @@ class ScoringWorker:
             dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
         )
         rows = 0
+        variant_stats: dict[str, dict[str, object]] = {}
         writer: pq.ParquetWriter | None = None
         try:
             batches = _read_batches(task, columns, cfg.batch_rows)
@@ -115,7 +134,11 @@ class ScoringWorker:
                     break
                 X = builder.build(batch)
                 t2 = time.perf_counter()
-                scores = score_batch(self.kernel, X)
+                if self.variants is None:
+                    scores = score_batch(self.kernel, X)
+                else:
+                    scores, batch_stats = self.variants.score(batch, X)
+                    variant_stats = VariantStats.merge(variant_stats, batch_stats)
                 t3 = time.perf_counter()
                 table = self._output_table(task, batch, scores, rows)
                 if writer is None:
@@ -123,7 +146,8 @@ class ScoringWorker:
                 writer.write_table(table)
                 t4 = time.perf_counter()
                 for name, values in scores.items():
-                    if values.dtype.kind in "fiu":  # a label named by strings has no mean
+                    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+                        # a label named by strings has no mean; nor have Arrow columns
                         summaries[name] = summaries.get(name, ColumnSummary()).merge(
                             ColumnSummary.of(values)
                         )
@@ -149,6 +173,7 @@ class ScoringWorker:
             part=part.name,
             seconds={k: round(v, 6) for k, v in seconds.items()},
             stats={name: s.to_dict() for name, s in summaries.items()},
+            variants=variant_stats,
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
@@ -181,7 +206,10 @@ class ScoringWorker:
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
                 pa.field(LOCATOR_COLUMNS[1], pa.int64()),
             ]
-        fields += score_fields(self.kernel.forest)
+        if self.variants is not None:
+            fields += self.variants.fields()
+        else:
+            fields += score_fields(self.kernel.forest)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
 

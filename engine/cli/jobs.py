@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from engine.cli._common import add_job_flags, parse_columns, print_summary
+from engine.cli._common import add_job_flags, add_registry_flag, parse_columns, print_summary
 from engine.errors import BadInputError
 
 
@@ -27,17 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a job spec (TOML)")
     p.add_argument("job", help="job file")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
+    add_registry_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_run)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
+    from engine.registry import resolve_model_value
     from engine.spec import JobSpec, resolve_path
 
     cwd = Path.cwd()  # the run record names files absolutely, like a job file's
     spec = JobSpec(
-        model=resolve_path(args.model, cwd),
+        model=resolve_model_value(args.model, cwd),
         source=resolve_path(args.source, cwd),
         sink=resolve_path(args.sink, cwd),
         id_column=args.id_column,
@@ -49,6 +51,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         workers=args.workers,
         trust_pickle=args.trust_pickle,
+        registry=resolve_path(args.registry, cwd) if args.registry else None,
     )
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
@@ -57,11 +60,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
-    from engine.spec import load_job_file
+    from engine.spec import load_job_file, resolve_path
 
     spec = load_job_file(args.job)
     if args.run_id:
         spec = dataclasses.replace(spec, run_id=args.run_id)
+    if args.registry:  # the flag wins over the job file's registry
+        spec = dataclasses.replace(spec, registry=resolve_path(args.registry, Path.cwd()))
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
     return 0
