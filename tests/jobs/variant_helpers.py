@@ -56,6 +56,7 @@ def variants_job(
     extra: str = "",
     name: str = "job.toml",
 ) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     job = tmp_path / name
     job.write_text(
         f'source = "{lake}"\nsink = "{tmp_path / "scores"}"\nid_column = "customer_id"\n'
