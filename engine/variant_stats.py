@@ -84,7 +84,9 @@ class VariantStats:
         """
         total = sum(doc["rows"] for doc in merged.values())
         out: dict[str, dict[str, Any]] = {}
-        for name, model in plan.get("models", {}).items():
+        models = plan.get("models", {})
+        for name in plan.get("order", list(models)):
+            model = models[name]
             doc = merged.get(name)
             rows = int(doc["rows"]) if doc else 0
             score: dict[str, Any] = {"count": 0, "quantiles": {}}

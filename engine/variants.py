@@ -206,6 +206,7 @@ class VariantPlan:
         return {
             "salt": self.spec.salt,
             "shadow": self.spec.shadow,
+            "order": [v.name for v in self.spec.variants],  # JSON records sort their keys
             "models": {
                 v.name: {
                     "weight": round(cum[k + 1] - cum[k], 12),

@@ -14,10 +14,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine.cli import jobs, model_commands, models
+from engine.cli import evaluate, jobs, model_commands, models
 from engine.errors import ExecutionError, LakescoreError
 
-_COMMAND_MODULES = (jobs, model_commands, models)
+_COMMAND_MODULES = (jobs, model_commands, models, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
