@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import kernels
+from engine._blake2b import digest_bytes, digest_integers
 from engine.errors import BadInputError
 from engine.registry import ResolvedModel, resolve_model, resolve_model_value
 from engine.variant_stats import VariantStats
@@ -92,7 +93,8 @@ def parse_variants(doc: Any, *, base_dir: Path, origin: str) -> VariantsSpec:
 
 
 # ---- assignment
-def _id_bytes(ids: pa.Array, column: str) -> list[bytes]:
+def _digests(ids: pa.Array, column: str, prefix: bytes) -> np.ndarray:
+    """``blake2b(prefix + id bytes, digest_size=8)`` of every id, as big-endian uint64."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     if pa.types.is_dictionary(ids.type):
@@ -100,21 +102,32 @@ def _id_bytes(ids: pa.Array, column: str) -> list[bytes]:
     if ids.null_count:
         raise BadInputError(f"id column {column}: {ids.null_count} null id(s); variants need ids")
     t = ids.type
-    if pa.types.is_integer(t):
-        return [str(i).encode() for i in ids.to_numpy().tolist()]
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return [s.encode() for s in ids.to_pylist()]
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return ids.to_pylist()
+    head = np.frombuffer(prefix, dtype=np.uint8)
+    if pa.types.is_integer(t) and t != pa.uint64():
+        return digest_integers(head, ids.to_numpy().astype(np.int64, copy=False))
+    if pa.types.is_string_view(t):
+        ids, t = ids.cast(pa.string()), pa.string()
+    if pa.types.is_fixed_size_binary(t):
+        ids, t = ids.cast(pa.binary()), pa.binary()
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary)
+    if any(k(t) for k in kinds) or pa.types.is_large_binary(t):
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        _, offsets, data = ids.buffers()
+        offsets = np.frombuffer(offsets, dtype=np.int64 if large else np.int32)
+        offsets = offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64)
+        data = np.frombuffer(data, dtype=np.uint8) if data is not None else head[:0]
+        return digest_bytes(head, offsets, data)
+    if t == pa.uint64():  # above 2**63 - 1 the compiled int64 path would not fit
+        blake = hashlib.blake2b
+        texts = (str(i).encode() for i in ids.to_pylist())
+        digests = b"".join(blake(prefix + i, digest_size=8).digest() for i in texts)
+        return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
     raise BadInputError(f"id column {column}: type {t} cannot assign variants (use int or string)")
 
 
 def assignment_units(ids: pa.Array, salt: str, column: str = "id") -> np.ndarray:
     """Each id's uniform number in [0, 1) (float64), from blake2b of salt and id."""
-    prefix = salt.encode() + _SEPARATOR
-    blake = hashlib.blake2b
-    digests = b"".join(blake(prefix + i, digest_size=8).digest() for i in _id_bytes(ids, column))
-    bits = np.frombuffer(digests, dtype=">u8").astype(np.uint64) >> np.uint64(11)
+    bits = _digests(ids, column, salt.encode() + _SEPARATOR) >> np.uint64(11)
     return bits.astype(np.float64) * 2.0**-53
 
 

@@ -53,6 +53,48 @@ def test_assignment_is_the_documented_hash() -> None:
     assert assignment_units(ids, "other salt").tolist() != want
 
 
+def _reference_units(salt: str, texts: list[bytes]) -> list[float]:
+    prefix = salt.encode() + b"\x1f"
+    blake = hashlib.blake2b
+    return [
+        (int.from_bytes(blake(prefix + t, digest_size=8).digest()) >> 11) * 2.0**-53 for t in texts
+    ]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pa.array([0, -1, 9, 10, 2**63 - 1, -(2**63), 123456789012], pa.int64()),
+        pa.array([0, 255, 7], pa.uint8()),
+        pa.array([0, 2**64 - 1, 2**63], pa.uint64()),
+        pa.array(["", "a", "é-ü", "x" * 123, "y" * 124, "z" * 300, "q" * 252]),
+        pa.array(["a", "bb", "ccc", "dddd"], pa.large_string()).slice(1, 2),
+        pa.array([b"\x00\xff", b"", b"k" * 200], pa.binary()),
+        pa.array(["p", "q", "p"]).dictionary_encode(),
+        pa.chunked_array([pa.array([5, 6]), pa.array([7])]),
+        # every length over 2.5 blocks, random bytes: each message word matters
+        pa.array([np.random.default_rng(n).bytes(n) for n in range(300)], pa.binary()),
+        pa.array(np.random.default_rng(1).integers(-(2**63), 2**63 - 1, 500), pa.int64()),
+    ],
+    ids=[
+        "int64",
+        "uint8",
+        "uint64",
+        "string",
+        "sliced-large",
+        "binary",
+        "dict",
+        "chunked",
+        "lengths",
+        "random-int64",
+    ],
+)
+def test_compiled_hash_matches_hashlib(ids: pa.Array) -> None:
+    values = ids.to_pylist()
+    texts = [v if isinstance(v, bytes) else str(v).encode() for v in values]
+    assert assignment_units(ids, "campaign-7").tolist() == _reference_units("campaign-7", texts)
+
+
 def test_assignment_shares_are_within_binomial_bounds_of_the_weights() -> None:
     n = 200_000
     which = assign(pa.array(np.arange(n)), "nov-campaign", (0.7, 0.9, 1.0))
