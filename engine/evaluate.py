@@ -126,6 +126,8 @@ def propose_weights(
 ) -> tuple[list[float], list[float], bool]:
     """``(proposed weights, probability each is best, moved?)``; see the module docstring."""
     k = len(rows)
+    if k == 1:  # one model: nothing to move
+        return list(current), [1.0], False
     if not 0 <= min_weight * k <= 1:
         raise BadInputError(f"--min-weight {min_weight}: must be in [0, 1/{k}]")
     rng = np.random.default_rng(seed)
@@ -286,7 +288,9 @@ def evaluate(
         missing=missing,
     )
     metrics = variant_metrics(joined)
-    plan = record.get("variant_plan", {}).get("models", {})
+    single = {"model": record.get("model"), "sha256": record.get("model_sha256")}
+    single.update(record.get("registry_model", {}))
+    plan = record.get("variant_plan", {}).get("models", {"model": single})
     order = record.get("variant_plan", {}).get("order", list(plan))
     names = [n for n in order if n in metrics] + [n for n in metrics if n not in order]
     if not names:

@@ -184,3 +184,18 @@ def test_cli_evaluate(cli, variant_run: tuple[Path, Path], tmp_path: Path) -> No
     assert "challenger" in text.stdout and "proposed weights moved" in text.stdout
     bad = cli("evaluate", "--outcomes", tmp_path / "none.parquet", "--sink", sink)
     assert bad.returncode == 2
+
+
+def test_a_run_without_variants_is_one_variant(
+    model_file: Path, lake: Path, tmp_path: Path
+) -> None:
+    import engine
+
+    engine.score(model_file, lake, tmp_path / "scores", id_column=ID)
+    ids = np.arange(0, 3000, 3)
+    outcomes = tmp_path / "o.parquet"
+    pq.write_table(pa.table({ID: ids, "outcome": np.ones(len(ids), np.int8)}), outcomes)
+    result = evaluate(tmp_path / "scores", outcomes)
+    (only,) = result.variants
+    assert (only.variant, only.rows, only.conversions) == ("model", 3000, 1000)
+    assert only.model["sha256"] and not result.weights_moved and only.proposed_weight == 1.0
