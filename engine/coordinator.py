@@ -26,11 +26,14 @@ from engine.features import resolve_features
 from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
+from engine.registry import resolve_model
 from engine.source import scan_source
 from engine.spec import JobSpec
 from engine.staging import Sink, check_sink, new_run_id
 from engine.stats import ColumnSummary
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
+from engine.variant_stats import VariantStats
+from engine.variants import VariantPlan
 
 log = logging.getLogger("lakescore.coordinator")
 
@@ -65,10 +68,15 @@ class WorkerFactory:
     """
 
     def __init__(
-        self, config: WorkerConfig, kernel: kernels.Kernel | None = None, cpu_backend: str = ""
+        self,
+        config: WorkerConfig,
+        kernel: kernels.Kernel | None = None,
+        variant_kernels: list[kernels.Kernel] | None = None,
+        cpu_backend: str = "",
     ) -> None:
         self.config = config
         self._kernel = kernel
+        self._variant_kernels = variant_kernels
         self._cpu_backend = cpu_backend or config.backend
 
     def __call__(self, device: str | None = None) -> ScoringWorker:
@@ -76,10 +84,10 @@ class WorkerFactory:
             return ScoringWorker(dataclasses.replace(self.config, backend="cuda"))
         if self._kernel is None and self.config.backend != self._cpu_backend:
             return ScoringWorker(dataclasses.replace(self.config, backend=self._cpu_backend))
-        return ScoringWorker(self.config, kernel=self._kernel)
+        return ScoringWorker(self.config, self._kernel, self._variant_kernels)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_kernel": None}
+        return {**self.__dict__, "_kernel": None, "_variant_kernels": None}
 
 
 def _executor_gpu_mode(backend: str) -> str:
@@ -118,17 +126,21 @@ def _run_job(
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
     # Plan: every check that can fail on bad input runs before anything is written.
-    try:
-        forest = kernels.load_model(spec.model, trust_pickle=spec.trust_pickle)
-    except kernels.KernelError as exc:
-        raise BadInputError(str(exc)) from None
+    # A registry model (NAME@VERSION / NAME@ALIAS) is checked against its stored sha256.
+    variants = None
+    if spec.variants is not None:
+        variants = VariantPlan(spec.variants, spec.registry, spec.id_column, spec.trust_pickle)
+        model, forest = variants.resolved[0], variants.forests[0]
+    else:
+        model = resolve_model(spec.model, spec.registry)
+        forest = model.load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
     files = scan_source(spec.source, features, spec.id_column)
     sink_path = Path(spec.sink)
     check_sink(sink_path)
     tasks = plan_tasks(files, task_rows=spec.task_rows)
     fingerprint = job_fingerprint(
-        model_sha256=forest.sha256,
+        model_sha256=variants.fingerprint if variants else forest.sha256,
         source=str(Path(spec.source).resolve()),
         files=files,
         id_column=spec.id_column,
@@ -148,13 +160,20 @@ def _run_job(
         return _result_from_record(run_id, sink_path, record, started)
 
     # Compile once on the driver too: a bad backend fails here, before staging exists.
+    variant_kernels = variants.compile(spec.backend) if variants else None
     try:  # the forest is already loaded: compiling it must not read the file again
-        kernel = kernels.compile_model(forest, backend=spec.backend)
+        kernel = (
+            variant_kernels[0]
+            if variant_kernels
+            else kernels.compile_model(forest, backend=spec.backend)
+        )
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     job_doc = {
         "model": spec.model,
         "model_sha256": forest.sha256,
+        **({"registry_model": model.record(forest.sha256)} if model.name else {}),
+        **({"variant_plan": variants.record()} if variants else {}),
         "source": spec.source,
         "sink": spec.sink,
         "id_column": spec.id_column,
@@ -178,7 +197,7 @@ def _run_job(
         with sink.staging(run_id) as staging:
             staging.start(fingerprint, job_doc)
             config = WorkerConfig(
-                model_path=spec.model,
+                model_path=model.path,
                 model_sha256=forest.sha256,
                 backend=kernel.backend,
                 feature_columns=tuple(features.values()),
@@ -188,6 +207,7 @@ def _run_job(
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
+                variants=variants.config() if variants else None,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
@@ -216,7 +236,9 @@ def _run_job(
             }
             try:
                 if not sink.is_committed(run_id):
-                    factory = WorkerFactory(config, kernel, _cpu_backend(spec.backend))
+                    factory = WorkerFactory(
+                        config, kernel, variant_kernels, cpu_backend=_cpu_backend(spec.backend)
+                    )
                     for result in executor.execute(factory, pending):
                         results[result.task_id] = result
                         bar.update(result.rows)
@@ -278,6 +300,11 @@ def _record(
         "stats": {name: summary.to_dict() for name, summary in sorted(stats.items())},
         "tasks_resumed": resumed,
     }
+    if "variant_plan" in base:  # rows and score distribution per variant
+        merged: dict[str, dict[str, Any]] = {}
+        for r in results.values():
+            merged = VariantStats.merge(merged, r.variants)
+        record["variants"] = VariantStats.run_record(base["variant_plan"], merged)
     if error is not None:
         record["error"] = error
     return record

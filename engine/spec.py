@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadInputError
+from engine.registry import resolve_model_value
+from engine.variants import VariantsSpec, parse_variants
 
 FORMATS = ("parquet",)
 
@@ -39,7 +41,7 @@ class JobSpec:
     Attributes
     ----------
     model
-        Path of the model file.
+        Path of the model file, or ``NAME@VERSION`` / ``NAME@ALIAS`` in the registry.
     source
         A Parquet file or a directory of Parquet files (hive partitions allowed).
     sink
@@ -71,6 +73,12 @@ class JobSpec:
     notify
         The ``[notify]`` table: a webhook told about runs that end with the listed
         statuses (see :mod:`engine.notify`).
+    registry
+        Model registry root, for models named ``NAME@VERSION`` or ``NAME@ALIAS`` (else
+        ``$LAKESCORE_REGISTRY``).
+    variants
+        Champion/challenger variants (``[variants]``; see :mod:`engine.variants`); then
+        ``model`` is the first variant's model.
     """
 
     model: str
@@ -89,6 +97,8 @@ class JobSpec:
     trust_pickle: bool = False
     metrics_file: str | None = None
     notify: dict[str, Any] = field(default_factory=dict)
+    registry: str | None = None
+    variants: VariantsSpec | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -126,8 +136,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "trust_pickle": bool,
     "metrics_file": str,
     "notify": dict,
+    "registry": str,
+    "variants": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink", "metrics_file")
+_PATH_FIELDS = ("source", "sink", "registry", "metrics_file")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step
@@ -150,6 +162,10 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
     unknown = sorted(set(doc) - set(_FIELD_TYPES))
     if unknown:
         raise BadInputError(f"{origin}: unknown key {unknown[0]!r}")
+    if "variants" in doc:
+        if "model" in doc:
+            raise BadInputError(f"{origin}: give either model or [variants], not both")
+        doc = {"model": "", **doc}  # replaced by the first variant's model below
     for key in _REQUIRED:
         if key not in doc:
             raise BadInputError(f"{origin}: missing required key {key!r}")
@@ -161,6 +177,11 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
             raise BadInputError(f"{origin}: key {key!r} must be {names}, got {value!r}")
         if key in _PATH_FIELDS:
             value = resolve_path(value, base_dir)
+        elif key == "model":
+            value = resolve_model_value(value, base_dir)
+        elif key == "variants":
+            value = parse_variants(value, base_dir=base_dir, origin=origin)
+            values["model"] = value.variants[0].model
         values[key] = value
     try:
         return JobSpec(**values)

@@ -28,6 +28,8 @@ from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
+from engine.variant_stats import VariantStats
+from engine.variants import VariantConfig, VariantScorer
 
 log = logging.getLogger("lakescore.task")
 
@@ -49,6 +51,7 @@ class WorkerConfig:
     tasks_dir: str
     batch_rows: int
     trust_pickle: bool = False
+    variants: VariantConfig | None = None
 
 
 @dataclass
@@ -64,6 +67,8 @@ class TaskResult:
     #: where it ran: the host's name and the worker process id
     node: str = ""
     worker: int = 0
+    #: per-variant rows and score sketches (:class:`~engine.variant_stats.VariantStats`)
+    variants: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -92,8 +97,21 @@ def load_kernel(
 class ScoringWorker:
     """Holds one compiled kernel; call it with tasks. Safe to share between threads."""
 
-    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        kernel: kernels.Kernel | None = None,
+        variant_kernels: list[kernels.Kernel] | None = None,
+    ) -> None:
         self.config = config
+        self.variants: VariantScorer | None = None
+        if config.variants is not None:  # each row scored by its variant's kernel
+            self.variants = (
+                VariantScorer(config.variants, variant_kernels)
+                if variant_kernels
+                else VariantScorer.load(config.variants, config.backend, config.trust_pickle)
+            )
+            kernel = self.variants.kernels[0]
         self.kernel = kernel or load_kernel(
             config.model_path,
             config.model_sha256,
@@ -112,6 +130,7 @@ class ScoringWorker:
             dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
         )
         rows = 0
+        variant_stats: dict[str, dict[str, object]] = {}
         writer: pq.ParquetWriter | None = None
         try:
             batches = _read_batches(task, columns, cfg.batch_rows)
@@ -124,7 +143,11 @@ class ScoringWorker:
                     break
                 X = builder.build(batch)
                 t2 = time.perf_counter()
-                scores = score_batch(self.kernel, X)
+                if self.variants is None:
+                    scores = score_batch(self.kernel, X)
+                else:
+                    scores, batch_stats = self.variants.score(batch, X)
+                    variant_stats = VariantStats.merge(variant_stats, batch_stats)
                 t3 = time.perf_counter()
                 table = self._output_table(task, batch, scores, rows)
                 if writer is None:
@@ -132,7 +155,8 @@ class ScoringWorker:
                 writer.write_table(table)
                 t4 = time.perf_counter()
                 for name, values in scores.items():
-                    if values.dtype.kind in "fiu":  # a label named by strings has no mean
+                    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+                        # a label named by strings has no mean; nor have Arrow columns
                         summaries[name] = summaries.get(name, ColumnSummary()).merge(
                             ColumnSummary.of(values)
                         )
@@ -161,6 +185,7 @@ class ScoringWorker:
             backend=self.kernel.backend,
             node=socket.gethostname(),
             worker=os.getpid(),
+            variants=variant_stats,
         )
         log.debug(
             "task %s scored %d rows",
@@ -207,7 +232,10 @@ class ScoringWorker:
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
                 pa.field(LOCATOR_COLUMNS[1], pa.int64()),
             ]
-        fields += score_fields(self.kernel.forest)
+        if self.variants is not None:
+            fields += self.variants.fields()
+        else:
+            fields += score_fields(self.kernel.forest)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
 

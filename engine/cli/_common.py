@@ -34,6 +34,7 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         metavar="FEATURE=COLUMN",
         help="map a model feature to a differently named source column (repeatable)",
     )
+    add_registry_flag(p)
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
     p.add_argument(
         "--workers", type=int, default=2, help="tasks in flight (local executor; Ray sizes its own)"
@@ -54,6 +55,14 @@ def show_progress(args: argparse.Namespace) -> bool:
     """Progress bar or lines, unless -q; never in JSON mode (a bar would break the lines
     apart, and the per-task events say the same)."""
     return not args.quiet and args.log_format != "json"
+
+
+def add_registry_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        help="model registry root for models named NAME@VERSION or NAME@ALIAS "
+        "(default: $LAKESCORE_REGISTRY)",
+    )
 
 
 def add_trust_flag(p: argparse.ArgumentParser) -> None:

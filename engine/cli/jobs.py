@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.cli._common import (
     add_job_flags,
     add_metrics_flag,
+    add_registry_flag,
     parse_columns,
     print_summary,
     show_progress,
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     add_metrics_flag(p)
     add_dry_run_flag(p)
+    add_registry_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_run)
 
@@ -54,11 +56,12 @@ def add_dry_run_flag(p: argparse.ArgumentParser) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
+    from engine.registry import resolve_model_value
     from engine.spec import JobSpec, resolve_path
 
     cwd = Path.cwd()  # the run record names files absolutely, like a job file's
     spec = JobSpec(
-        model=resolve_path(args.model, cwd),
+        model=resolve_model_value(args.model, cwd),
         source=resolve_path(args.source, cwd),
         sink=resolve_path(args.sink, cwd),
         id_column=args.id_column,
@@ -71,6 +74,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         workers=args.workers,
         trust_pickle=args.trust_pickle,
         metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
+        registry=resolve_path(args.registry, cwd) if args.registry else None,
     )
     if args.dry_run:
         return dry_run(spec, args)
@@ -88,6 +92,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, run_id=args.run_id)
     if args.metrics_file:
         spec = dataclasses.replace(spec, metrics_file=resolve_path(args.metrics_file, Path.cwd()))
+    if args.registry:  # the flag wins over the job file's registry
+        spec = dataclasses.replace(spec, registry=resolve_path(args.registry, Path.cwd()))
     if args.dry_run:
         return dry_run(spec, args)
     result = run_job(spec, progress=show_progress(args))
