@@ -20,7 +20,8 @@ to install, no network, no prepared inputs), from the repository root:
 3. Rows/s for each ``--rows`` count (1M, 10M, 100M) of the reference model: the kernel
    alone on rows already on the device (CUDA events; more rows than DEVICE_ROWS go
    through one device buffer in turns), the launcher from host to host (margins), and
-   ``Kernel.predict`` from a host numpy matrix (probabilities, link on the device).
+   ``Kernel.predict`` from a host numpy matrix (probabilities, link on the device); at
+   1M rows also from a feature-major matrix, as the engine builds them.
 4. The copy and compute split on up to DEVICE_ROWS rows, each step alone with CUDA
    events: staging into pinned memory (host clock), the copy to the device, the kernel,
    the link, the copies back (float32 predictions, float64 margins).
@@ -267,6 +268,13 @@ def throughput(forest: Forest, base: np.ndarray, n_rows: int, repeats: int) -> d
         "launcher_host_to_host": _median(lambda: _wall(lambda: launcher(X, out)), repeats),
         "kernel_predict": _median(lambda: _wall(lambda: kernel.predict(X)), repeats),
     }
+    if n_rows <= BASE_ROWS:
+        # The engine builds feature-major matrices from Arrow columns; the CUDA launcher
+        # takes rows, so Kernel.predict transposes them first (what that costs).
+        X_f = np.asfortranarray(X)
+        seconds["kernel_predict_feature_major"] = _median(
+            lambda: _wall(lambda: kernel.predict(X_f)), repeats
+        )
     return {"rows": n_rows} | {f"{k}_rows_per_s": round(n_rows / v) for k, v in seconds.items()}
 
 
@@ -430,6 +438,10 @@ def _table(report: dict[str, Any]) -> str:
             f"{r['launcher_host_to_host_rows_per_s'] / 1e6:>14.1f}"
             f"{r['kernel_predict_rows_per_s'] / 1e6:>16.1f}"
         )
+    for r in report["throughput"]:
+        if "kernel_predict_feature_major_rows_per_s" in r:
+            rate = r["kernel_predict_feature_major_rows_per_s"] / 1e6
+            lines.append(f"Kernel.predict, feature-major input, {r['rows']:,} rows: {rate:.1f}")
     s = report["split"]
     lines.append(f"\ncopy and compute, each alone, {s['rows']:,} rows (ms)")
     lines.append("  ".join(f"{k} {v * 1e3:.1f}" for k, v in s["seconds"].items()))

@@ -24,10 +24,11 @@ scattered load per visited node (staging was 24% faster for the walk).
   every value the same way. Nodes come from global memory (one level of a tree spans
   a few cache lines, and the forest stays in L1/L2), two trees descend together so each
   thread has two independent chains of loads, and index arithmetic stays in uint32.
-* **walk**: the IR's nodes with branches and every node kind (categorical splits and
-  LightGBM's zero band, as :func:`kernels._numba_cpu.predict_reference` scores them), for
-  forests with those, forests deeper than :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`,
-  or rows too wide for shared memory.
+* **walk** (:mod:`kernels._cuda_walk`): the IR's nodes with branches and every node kind
+  (categorical splits and LightGBM's zero band, as
+  :func:`kernels._numba_cpu.predict_reference` scores them), for forests with those,
+  forests deeper than :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`, or rows too wide for
+  shared memory.
 
 On an H200 (the DESIGN reference model, 10M rows on the device) the walk scored 56M rows/s
 and the perfect traversal 265M (128 threads a block; 64: 263M; 96: 249M; one tree at a
@@ -40,9 +41,9 @@ Batches travel in chunks through pinned host buffers that live as long as the la
 (pinned memory is what lets a copy run asynchronously). Chunks alternate between two
 streams, so chunk i+1's copy to the device overlaps chunk i's kernel. :meth:`CudaLauncher.score`
 applies the output link on the device too and brings back float32, so ``Kernel.predict``
-moves 4 bytes a row back instead of 8 and spends no host time on the link (on an H100 the
-host-side link, float64 margins and float32 cast halved ``Kernel.predict``'s rate against
-the launcher's: 43.7M rows/s against 90.4M).
+moves 4 bytes a row back instead of 8 and spends no host time on the link. (On an H100,
+before this, ``Kernel.predict`` scored 43.7M rows/s where the launcher alone scored 90.4M;
+the change is not yet measured on a GPU.)
 
 ``kernels`` imports this module (and so ``numba.cuda``, about 0.5 s) only when the ``cuda``
 backend is asked for, or ``auto`` finds an NVIDIA driver.
@@ -64,6 +65,7 @@ import numpy as np
 from numba import cuda, float32
 
 from kernels._cpu_layout import MAX_PERFECT_DEPTH, TILE_ROWS, perfect_layout
+from kernels._cuda_walk import WALK_ARRAYS, predict_global, predict_shared
 from kernels.errors import BackendUnavailableError
 from kernels.ir import Forest
 
@@ -78,8 +80,6 @@ PERFECT_THREADS = 128
 #: scored 68M).
 COPY_THREADS = 8
 U32 = np.uint32
-#: LightGBM's zero band, as :data:`kernels._numba_cpu.ZERO_BAND` (``float32(1e-35)``).
-ZERO_BAND = float(np.float32(1e-35))
 
 UNAVAILABLE = (
     "backend 'cuda' needs an NVIDIA GPU with a working driver and the numba-cuda package; "
@@ -95,96 +95,6 @@ def is_simulated() -> bool:
 def cuda_available() -> bool:
     """True when CUDA kernels can run here: on a GPU, or in Numba's CUDA simulator."""
     return bool(cuda.is_available())
-
-
-# --- walk: the IR's nodes, with branches -------------------------------------------------
-
-
-@cuda.jit(device=True)
-def _goes_left(v, node, forest):
-    """The IR's rule for one node, every node kind: the CPU reference kernel's branches."""
-    threshold, default_left, zero_missing = forest[1], forest[4], forest[9]
-    categorical, cat_start, cat_len, cat_bits = forest[10], forest[11], forest[12], forest[13]
-    # NaN fails every comparison, so it takes the node's default branch instead; so does a
-    # value in LightGBM's zero band where the node counts zero as missing.
-    if math.isnan(v) or (zero_missing[node] != 0 and v >= -ZERO_BAND and v <= ZERO_BAND):
-        return default_left[node] != 0
-    mode = categorical[node]
-    if mode == 0:
-        return v < threshold[node]
-    # The category is v truncated toward zero, below 2**31. Mode 1 (LightGBM): (-1, 0) is
-    # category 0; 2 (sklearn): whole numbers only; 3 (XGBoost): no negatives. Anything
-    # else, and categories past the bitset, go right.
-    if v >= 2147483648.0:
-        return False
-    if mode == 1:
-        if not v > -1.0:
-            return False
-    elif not (v >= 0.0 and (mode == 3 or v == math.floor(v))):
-        return False
-    c = int(v)
-    word = c >> 5
-    if word >= cat_len[node]:
-        return False
-    return (cat_bits[cat_start[node] + word] >> (c & 31)) & 1 != 0
-
-
-@cuda.jit(device=True)
-def _row_margin(x, k, forest):
-    """The margin of output ``k`` for one row ``x``: the CPU kernel's walk, tree by tree."""
-    feature, left, right, value, offsets, group, base = (
-        forest[0], forest[2], forest[3], forest[5], forest[6], forest[7], forest[8]
-    )  # fmt: skip
-    acc = base[k]
-    for t in range(offsets.shape[0] - 1):
-        if group[t] != k:
-            continue
-        root = offsets[t]
-        node = root
-        f = feature[node]
-        while f >= 0:
-            node = root + (left[node] if _goes_left(x[f], node, forest) else right[node])
-            f = feature[node]
-        acc += value[node]
-    return acc
-
-
-#: The Forest.arrays() that ``_row_margin`` reads, in its order.
-WALK_ARRAYS = (
-    "feature", "threshold", "left", "right", "default_left", "value", "tree_offsets",
-    "tree_group", "base_margin", "zero_missing", "categorical", "cat_start", "cat_len",
-    "cat_bits",
-)  # fmt: skip
-
-
-# ``forest`` is the tuple of WALK_ARRAYS on the device. Kernels compile on first launch
-# for the argument types (eager signatures would compile when this module is imported);
-# cache=True keeps the machine code on disk for the next process.
-@cuda.jit(cache=True)
-def _predict_shared(X, forest, out):
-    """One thread per row; the block's rows are staged in (dynamic) shared memory."""
-    rows = cuda.shared.array(0, dtype=float32)
-    n_features = X.shape[1]
-    tid = cuda.threadIdx.x
-    first = cuda.blockIdx.x * cuda.blockDim.x
-    n = min(cuda.blockDim.x, X.shape[0] - first)
-    # The block's rows are contiguous in X: consecutive threads load consecutive floats.
-    for i in range(tid, n * n_features, cuda.blockDim.x):
-        rows[i] = X[first + i // n_features, i % n_features]
-    cuda.syncthreads()
-    if tid < n:
-        x = rows[tid * n_features : (tid + 1) * n_features]
-        for k in range(out.shape[1]):
-            out[first + tid, k] = _row_margin(x, k, forest)
-
-
-@cuda.jit(cache=True)
-def _predict_global(X, forest, out):
-    """One thread per row, features read from global memory (rows too wide for shared)."""
-    row = cuda.grid(1)
-    if row < X.shape[0]:
-        for k in range(out.shape[1]):
-            out[row, k] = _row_margin(X[row], k, forest)
 
 
 # --- perfect: complete trees, branch-free steps ------------------------------------------
@@ -479,7 +389,7 @@ class CudaLauncher:
         if rows_in_shared is None:
             rows_in_shared = 0 < shared_bytes <= _SHARED_LIMIT
         self.rows_in_shared = rows_in_shared
-        self._kernel = _predict_shared if rows_in_shared else _predict_global
+        self._kernel = predict_shared if rows_in_shared else predict_global
         self._shared_bytes = shared_bytes if rows_in_shared else 0
         arrays = forest.arrays()
         # A forest with no categorical split has no bitsets: one word keeps the array real.

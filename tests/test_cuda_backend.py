@@ -47,6 +47,7 @@ MODELS: dict[str, tuple[dict[str, Any], int]] = {
 }
 #: Other families, scored by the default launcher: name -> the traversal it must take.
 FAMILIES = {
+    "xgb_categorical": "walk",
     "lgb_categorical": "walk",
     "lgb_zero_missing": "walk",
     "lgb_poisson": "perfect",
@@ -124,7 +125,16 @@ def _family(name: str, work: Path) -> tuple[Forest, np.ndarray, np.ndarray]:
     X[rng.random(X.shape) < 0.1] = np.nan
     X[rng.random(X.shape) < 0.05] = 0.0
     signal = np.nan_to_num(X[:, 0] - X[:, 1] * X[:, 2]) + np.isin(X[:, 7], [1, 4, 9])
-    if name == "sklearn_forest":
+    if name == "xgb_categorical":  # XGBoost's rule: no negative category
+        xgb = pytest.importorskip("xgboost")
+        types = ["q"] * 7 + ["c"]
+        dtrain = xgb.DMatrix(X, signal, feature_types=types, enable_categorical=True)
+        params = {"max_depth": 3, "tree_method": "hist", "max_cat_to_onehot": 1, "seed": 0}
+        booster = xgb.train(params, dtrain, 4)
+        path = work / f"{name}.json"
+        booster.save_model(path)
+        native = booster.inplace_predict
+    elif name == "sklearn_forest":
         ensemble = pytest.importorskip("sklearn.ensemble")
         model = ensemble.RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0)
         model.fit(X, signal > 0.5)
@@ -268,8 +278,9 @@ def test_cuda_matches_xgboost(cases: dict[str, dict[str, Any]], model: str) -> N
 @pytest.mark.slow
 @pytest.mark.parametrize("model", FAMILIES)
 def test_cuda_matches_native_library(cases: dict[str, dict[str, Any]], model: str) -> None:
-    """LightGBM (categorical splits, zero band, poisson's exp link) and a scikit-learn
-    forest (averaged trees: a link scale), on the device, against their own predict."""
+    """XGBoost's and LightGBM's categorical splits, LightGBM's zero band and poisson's exp
+    link, and a scikit-learn forest (averaged trees), on the device, against their own
+    predict."""
     case = cases[model]
     assert case["backend"] == "cuda"
     assert case["traversal"]["perfect"] == FAMILIES[model]
@@ -372,7 +383,8 @@ def _simulated(work: Path) -> None:
     }
     inputs.update({name: _special(name, work) for name in SPECIAL})
     for name in FAMILIES:
-        path = work / f"{name}.pkl" if name.startswith("sklearn") else work / f"{name}.txt"
+        suffix = {"sklearn": "pkl", "xgb": "json", "lgb": "txt"}[name.split("_")[0]]
+        path = work / f"{name}.{suffix}"
         inputs[name] = (
             load_model(path, trust_pickle=True, cache=False),
             np.load(work / f"{name}.X.npy"),
