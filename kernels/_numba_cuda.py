@@ -277,8 +277,9 @@ def _finish(margin, link, scale, out):
 @dataclasses.dataclass(frozen=True)
 class _Buffers:
     """One stream's reusable buffers for a chunk of rows: the rows (pinned, then on the
-    device), the margins on the device and back, and the float32 predictions (flat, so a
-    chunk's ``(n, width)`` view is contiguous for any width) on the device and back."""
+    device), the margins on the device and back, and the float32 predictions on the
+    device and back. Rows and predictions are flat, so a chunk's ``(n, width)`` view is
+    contiguous in either order (rows: as the batch is) and for any width."""
 
     host_in: np.ndarray
     host_margin: np.ndarray
@@ -320,6 +321,9 @@ class CudaLauncher:
         Host threads that copy X into the pinned buffer; default :data:`COPY_THREADS`, or
         the CPU count where smaller.
     """
+
+    #: Feature-major (F-contiguous) batches are scored as they are (see _pipeline).
+    accepts_feature_major = True
 
     def __init__(
         self,
@@ -399,8 +403,8 @@ class CudaLauncher:
     def predict_device(self, X: Any, out: Any, *, stream: Any = 0) -> None:
         """Launch on arrays already on the device (asynchronous on ``stream``).
 
-        ``X`` is a C-contiguous float32 device array (n_rows, n_features), ``out`` a
-        float64 device array (n_rows, n_outputs).
+        ``X`` is a C- or F-contiguous float32 device array (n_rows, n_features), ``out`` a
+        float64 device array (n_rows, n_outputs). Each layout compiles its own kernel.
         """
         n_rows = X.shape[0]
         blocks = (n_rows + self.threads_per_block - 1) // self.threads_per_block
@@ -438,7 +442,12 @@ class CudaLauncher:
         ``link``), copy back; each chunk's result is handed to ``out`` once its stream is
         done, when the buffers come round again (chunk i+2) or at the end."""
         self._ensure_buffers(min(X.shape[0], self.chunk_rows))
-        width = out.shape[1]
+        width, nf = out.shape[1], self.num_features
+        # Feature-major batches (the engine's, from Arrow columns) stay feature-major: the
+        # kernels compile for either layout, and a column-major staged chunk is a run of
+        # contiguous column pieces, where transposing it on the host would cost more than
+        # scoring it.
+        order = "F" if X.flags.f_contiguous and not X.flags.c_contiguous else "C"
         pending: list[tuple[int, int, np.ndarray] | None] = [None, None]
         for i, start in enumerate(range(0, X.shape[0], self.chunk_rows)):
             stop = min(X.shape[0], start + self.chunk_rows)
@@ -449,9 +458,11 @@ class CudaLauncher:
             # Buffers b were last used by chunk i-2: wait for it, then hand out its rows.
             stream.synchronize()
             self._collect(pending[b], out)
-            self._stage(buf.host_in[:n], X[start:stop])
-            buf.dev_in[:n].copy_to_device(buf.host_in[:n], stream=stream)
-            self.predict_device(buf.dev_in[:n], buf.dev_margin[:n], stream=stream)
+            host_in = buf.host_in[: n * nf].reshape((n, nf), order=order)
+            dev_in = buf.dev_in[: n * nf].reshape(n, nf, order=order)
+            self._stage(host_in, X[start:stop])
+            dev_in.copy_to_device(host_in, stream=stream)
+            self.predict_device(dev_in, buf.dev_margin[:n], stream=stream)
             if link is None:
                 host = buf.host_margin[:n]
                 buf.dev_margin[:n].copy_to_host(host, stream=stream)
@@ -467,15 +478,15 @@ class CudaLauncher:
 
     def _ensure_buffers(self, rows: int) -> None:
         """Allocate (or grow) the two sets of pinned host and device buffers."""
-        if self._buffers and self._buffers[0].host_in.shape[0] >= rows:
+        if self._buffers and self._buffers[0].dev_margin.shape[0] >= rows:
             return
         nf, no = self.num_features, self.num_outputs
         self._buffers = [
             _Buffers(
-                host_in=cuda.pinned_array((rows, nf), np.float32),
+                host_in=cuda.pinned_array(rows * nf, np.float32),
                 host_margin=cuda.pinned_array((rows, no), np.float64),
                 host_pred=cuda.pinned_array(rows * no, np.float32),
-                dev_in=cuda.device_array((rows, nf), np.float32),
+                dev_in=cuda.device_array(rows * nf, np.float32),
                 dev_margin=cuda.device_array((rows, no), np.float64),
                 dev_pred=cuda.device_array(rows * no, np.float32),
             )

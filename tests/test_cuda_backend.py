@@ -55,7 +55,8 @@ FAMILIES = {
 }
 #: name -> CudaLauncher keywords: the perfect traversal (trees in pairs), one tree at a
 #: time, 64-thread blocks; the walk with rows in shared and in global memory; and batches
-#: split into 5 chunks (a short last one) over both streams, in 32-thread blocks.
+#: split into chunks (a short last one) over both streams, in 32-thread blocks; the last
+#: two on feature-major batches.
 VARIANTS: dict[str, dict[str, Any]] = {
     "perfect": {},
     "single": {"pair_trees": False},
@@ -63,7 +64,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "walk": {"traversal": "walk"},
     "walk_global": {"traversal": "walk", "rows_in_shared": False},
     "chunked": {"chunk_rows": 64, "threads_per_block": 32},
+    "chunked_fm": {"chunk_rows": 64, "threads_per_block": 32},
+    "walk_fm": {"traversal": "walk"},
 }
+#: Variants fed feature-major (F-contiguous) batches, as the engine builds them.
+FEATURE_MAJOR = ("chunked_fm", "walk_fm")
 #: Built from the saved models (see _special): name -> the traversal every variant must use
 #: (None: the one it asks for).
 SPECIAL = {
@@ -393,13 +398,16 @@ def _simulated(work: Path) -> None:
     for name, (forest, X) in inputs.items():
         kernel = compile_model(forest, backend="cuda")
         report["backend"][name] = kernel.backend
-        np.save(work / f"{name}.predict.npy", kernel.predict(X))
+        predicted = kernel.predict(X)
+        # Kernel.predict hands a feature-major batch to the launcher as it is.
+        assert np.array_equal(kernel.predict(np.asfortranarray(X)), predicted), name
+        np.save(work / f"{name}.predict.npy", predicted)
         report["traversal"][name] = {}
         for variant in RUNS[name]:
             # The launcher itself, for float64 margins (predict returns float32).
             launcher = CudaLauncher(forest, **VARIANTS[variant])
             margins = np.full((X.shape[0], forest.num_outputs), np.nan)  # all must be written
-            launcher(X, margins)
+            launcher(np.asfortranarray(X) if variant in FEATURE_MAJOR else X, margins)
             np.save(work / f"{name}.{variant}.npy", margins)
             report["traversal"][name][variant] = launcher.traversal
     (work / "report.json").write_text(json.dumps(report))
