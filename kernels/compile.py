@@ -44,13 +44,6 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
 
 def _cuda_launcher(forest: Forest, *, required: bool) -> Launcher | None:
     """The CUDA launcher, or None when it is not required and cannot (or should not) run."""
-    if forest.has_categorical or forest.has_zero_missing:
-        if required:
-            raise BackendUnavailableError(
-                "backend 'cuda' does not score categorical splits or zero_as_missing yet; "
-                "use --backend numba or auto"
-            )
-        return None
     try:
         from kernels import _numba_cuda
 
