@@ -152,8 +152,9 @@ def e2e_lines(e: dict[str, Any] | None) -> list[str]:
         return []
     shares = e["stage_share"]
     order = sorted(shares, key=lambda k: -shares[k])
+    where = e["executor"] if e["executor"] == e["cluster"] else f"{e['executor']} ({e['cluster']})"
     return [
-        f"{e['executor']} ({e['cluster']}), {e['nodes']} node(s), {e['cores']} core(s), "
+        f"{where}, {e['nodes']} node(s), {e['cores']} core(s), "
         f"{e['workers']} worker(s), backend {e['backend']}: {e['rows']:,} rows in "
         f"{e['seconds']:.2f} s",
         f"{e['rows_per_s']:,.0f} rows/s = {e['rows_per_s_per_node']:,.0f} per node, "

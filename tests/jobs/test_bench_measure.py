@@ -90,3 +90,52 @@ def test_rows_sampled_from_a_source_are_its_feature_matrix(
     np.testing.assert_array_equal(rows.X, expected[:700])
     more = sample_source(str(lake), forest, 7000)  # more than the lake: repeated
     np.testing.assert_array_equal(more.X[6000:6100], expected[:100])
+
+
+_SIMULATED_GPU = """
+import json, sys
+from pathlib import Path
+import kernels
+from engine.bench.backends import candidate_backends
+from engine.bench.measure import agreement, ratios, run_sweep
+from engine.bench.native import load_native
+from engine.bench.rows import generate_rows
+
+path = Path(sys.argv[1])
+forest = kernels.load_model(path)
+X = generate_rows(forest, 256, seed=5).X
+native = load_native(path)
+results = run_sweep(X, forest, ["numba", "cuda"], native, threads=[1], batches=[64, 128],
+                    default_batch=128, seconds=0.0)
+gpu = kernels.compile_model(forest, backend="cuda")
+print(json.dumps({
+    "cuda_reason": candidate_backends()["cuda"],
+    "kernel": [m.to_dict() for m in results],
+    "ratios": ratios(results),
+    "agreement": agreement(gpu.predict, lambda Xb: native.predict(Xb, 1), X),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_gpu_backend_is_measured_per_batch_size(model_file: Path, tmp_path: Path):
+    """The CUDA path of the sweep, in Numba's simulator (its speed means nothing, so the
+    bench itself refuses it: candidate_backends says why)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    proc = subprocess.run([sys.executable, "-c", _SIMULATED_GPU, str(model_file)],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "simulator" in doc["cuda_reason"]
+    gpu = [m for m in doc["kernel"] if m["contender"] == "cuda"]
+    assert sorted(m["batch_rows"] for m in gpu) == [64, 128]
+    assert all(m["threads"] is None and m["rows_per_s_per_core"] is None for m in gpu)
+    # a GPU is compared with the native library at its most threads, same batch size
+    cuda_ratios = [r for r in doc["ratios"] if r["backend"] == "cuda"]
+    assert sorted(r["batch_rows"] for r in cuda_ratios) == [64, 128]
+    assert doc["agreement"]["agree"]
