@@ -134,13 +134,17 @@ def _options(args: argparse.Namespace, model: Path):
 
 
 def _out_dir(arg: str | None) -> Path:
+    """The output folder, checked now (created only when there are results to write)."""
+    import os
+
     out = Path(arg) if arg else Path(f"bench-{dt.datetime.now():%Y%m%dT%H%M%S}")
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(f"--out {out}: cannot create ({exc.strerror})") from None
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"--out {out}: {parent} is not a writable folder")
     return out
 
 
@@ -160,6 +164,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from engine.bench.end_to_end import check_cluster
 
         check_cluster(args.cluster)
+    if args.source and not Path(args.source).exists():
+        raise BadInputError(f"--source {args.source}: not found")
     out = _out_dir(args.out)
     doc = run_bench(opts, forest)
     paths = write_outputs(doc, out)

@@ -150,6 +150,7 @@ def test_bench_writes_a_table_markdown_and_a_self_contained_html(bench_run):
         (["--model", "{model}", "--threads", "0"], "--threads"),
         (["--model", "{model}", "--out", "{model}"], "--out"),
         (["--model", "{model}", "--cluster", "nowhere"], "--cluster"),
+        (["--model", "{model}", "--source", "{tmp}/no-lake"], "--source"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_naming_the_fault(cli, model_file: Path, tmp_path: Path, args, fault):
@@ -157,7 +158,7 @@ def test_bad_input_exits_2_naming_the_fault(cli, model_file: Path, tmp_path: Pat
     proc = cli("bench", *args, "--quick", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert fault in error_line(proc)
-    assert not list(tmp_path.glob("bench-*")), "nothing is written on bad input"
+    assert not list(tmp_path.iterdir()), "nothing is written on bad input"
 
 
 @pytest.mark.slow
