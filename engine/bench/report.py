@@ -214,7 +214,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += ["", "## End to end on the cluster", ""]
         out += [f"- {x}" for x in e2e_lines(doc["end_to_end_cluster"])]
     if doc["plan"]:
-        out += ["", "## Plan", "", *summary_lines(doc["plan"]), "", "Arithmetic:", ""]
+        first, *rest = summary_lines(doc["plan"])
+        out += ["", "## Plan", "", first, "", *(f"- {x.strip()}" for x in rest)]
+        out += ["", "Arithmetic:", ""]
         out += [f"    {x}" for x in doc["plan"]["arithmetic"]]
     out += [
         "",

@@ -27,7 +27,7 @@ def parse_count(text: str, *, flag: str = "--rows") -> int:
         raise BadInputError(f"{flag} {text!r}: expected a count such as 500M (suffixes k, M, B)")
     value = float(match.group(1)) * _COUNT_SCALE[match.group(2).lower()]
     if value < 1 or value != math.floor(value):
-        raise BadInputError(f"{flag} {text!r}: expected a positive whole number of rows")
+        raise BadInputError(f"{flag} {text!r}: expected a positive whole number")
     return int(value)
 
 
