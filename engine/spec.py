@@ -12,6 +12,10 @@ A TOML job file uses the same names as the ``score`` command's flags::
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
 
+    reference = "ref/train-profile.json"   # drift reference (lakescore profile -o ...)
+    [drift]                   # drift limits (engine.quality.config)
+    [checks]                  # checks and on_fail = "commit" | "abort"
+
 Relative paths are relative to the job file. Unknown keys are an error.
 """
 
@@ -58,6 +62,14 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    reference
+        A profile file (``lakescore profile``) to measure drift against; by default the
+        sink's newest run with status ok or warn, or none on a sink's first run.
+    drift
+        The ``[drift]`` table: drift limits, defaults and per column
+        (:mod:`engine.quality.config`).
+    checks
+        The ``[checks]`` table: min_rows, max_nan_score_share, max_seconds, on_fail.
     """
 
     model: str
@@ -73,6 +85,9 @@ class JobSpec:
     task_rows: int = 262_144
     workers: int = 2
     trust_pickle: bool = False
+    reference: str | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -85,6 +100,10 @@ class JobSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
             raise BadInputError("columns: must map feature names to source column names")
+        from engine.quality.config import parse_checks, parse_drift
+
+        parse_drift(self.drift)  # bad limits are bad input before anything runs
+        parse_checks(self.checks)
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -101,8 +120,11 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "task_rows": int,
     "workers": int,
     "trust_pickle": bool,
+    "reference": str,
+    "drift": dict,
+    "checks": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink")
+_PATH_FIELDS = ("model", "source", "sink", "reference")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step

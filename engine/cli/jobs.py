@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cli._common import add_job_flags, parse_columns, print_summary
-from engine.errors import BadInputError
+from engine.errors import BadInputError, QualityCheckError
+
+if TYPE_CHECKING:
+    from engine.coordinator import ScoreResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True)
     p.add_argument("--sink", required=True)
     add_job_flags(p)
+    p.add_argument(
+        "--reference",
+        help="profile file (lakescore profile -o) to measure drift against "
+        "(default: the sink's previous good run)",
+    )
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_score)
 
@@ -49,10 +59,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         workers=args.workers,
         trust_pickle=args.trust_pickle,
+        reference=resolve_path(args.reference, cwd) if args.reference else None,
     )
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
-    return 0
+    return _exit_code(result)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -64,7 +75,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, run_id=args.run_id)
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
-    return 0
+    return _exit_code(result)
+
+
+def _exit_code(result: ScoreResult) -> int:
+    """1 when a quality check failed (the run was committed), else 0; failed checks are
+    listed on stderr, one line each."""
+    if result.status != "fail":
+        return 0
+    for check in result.record.get("checks", []):
+        if check.get("status") == "fail":
+            print(f"lakescore: check failed: {check['name']}: {check['detail']}", file=sys.stderr)
+    return QualityCheckError.exit_code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -203,7 +203,7 @@ def run_ids(sink: Path) -> set[str]:
 
 
 def run_record(sink: Path, run_id: str) -> dict[str, object]:
-    return json.loads((sink / "_lakescore" / "runs" / f"{run_id}.json").read_text())
+    return json.loads((sink / "_lakescore" / "run_records" / f"{run_id}.json").read_text())
 
 
 def scores_by_id(table: pa.Table, id_column: str = ID) -> dict[int, float]:

@@ -44,7 +44,7 @@ def test_crash_after_commit_rename_rolls_forward(
         score(model_file, lake, sink, id_column=ID, task_rows=300)
     (run_id,) = run_ids(sink)  # the commit point was passed: the rows are there once
     assert read_sink(sink).num_rows == 3000
-    assert not (sink / "_lakescore" / "runs" / f"{run_id}.json").exists()
+    assert not (sink / "_lakescore" / "run_records" / f"{run_id}.json").exists()
     assert staging_dirs(sink) == [run_id]
 
     monkeypatch.setattr(engine.staging.RunStaging, "finish", finish)
