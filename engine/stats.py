@@ -178,6 +178,19 @@ class ColumnProfile:
             return float(hll_estimate(self.hll))
         return None
 
+    def rank_error(self, confidence: float = 0.99) -> float | None:
+        """A bound on the KLL sketch's rank error at ``confidence``: the sketch's own
+        (double-sided, as for a CDF) plus, when it was fed a sample of the finite values,
+        the sample's (Dvoretzky-Kiefer-Wolfowitz: ``sqrt(ln(2 / (1 - confidence)) / 2m)``
+        for ``m`` sampled values)."""
+        if self.kll is None or self.kll.is_empty():
+            return None
+        error = float(self.kll.normalized_rank_error(True))
+        sampled = int(self.kll.n)
+        if sampled < self.count:
+            error += math.sqrt(math.log(2 / (1 - confidence)) / (2 * sampled))
+        return error
+
     def quantiles(self, ranks: tuple[float, ...] = QUANTILES) -> list[float] | None:
         if self.kll is None or self.kll.is_empty():
             return None

@@ -14,10 +14,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine.cli import jobs, model_commands
+from engine.cli import jobs, model_commands, quality_commands
 from engine.errors import ExecutionError, LakescoreError
 
-_COMMAND_MODULES = (jobs, model_commands)
+_COMMAND_MODULES = (jobs, model_commands, quality_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -102,14 +102,18 @@ def bin_edges(p: ColumnProfile) -> tuple[float, ...]:
     """Histogram edges from a reference column: its min, deciles and max, distinct.
 
     Discrete columns with few values get fewer bins (ties collapse), one per value at
-    most. An empty column, or one without a sketch, has none.
+    most, the largest value alone in the last. An empty column, or one without a sketch,
+    has none.
     """
     if p.kll is None or p.kll.is_empty() or p.count == 0:
         return ()
     inner = [float(q) for q in p.kll.get_quantiles(list(BIN_RANKS))]
     values = sorted({v for v in [p.moments.min, *inner, p.moments.max] if math.isfinite(v)})
-    if len(values) == 1:  # a constant column: one closed bin [v, v], out of range around it
-        values.append(values[0])
+    if len(values) == 1 or p.kind == "discrete" or inner[-1] >= p.moments.max:
+        # The last bin is closed: repeat the max so that it gets a bin of its own when
+        # values pile up there (a boolean's 1, a constant column), not a bin shared with
+        # the value below it.
+        values.append(values[-1])
     return tuple(values)
 
 
