@@ -224,7 +224,8 @@ def run_job(
                 drift_status=judgement.drift_status,
                 drift=[d.to_dict() for d in judgement.drift],
             )
-            if judgement.status == "fail" and checks_config.on_fail == "abort":
+            abort = checks_config.on_fail == "abort" and not sink.is_committed(run_id)
+            if judgement.status == "fail" and abort:  # (past the commit point: roll forward)
                 staging.discard()  # the sink stays exactly as it was before the run
                 sink.remove_empty_dirs(created)
                 failed = "; ".join(f"{c['name']}: {c['detail']}" for c in judgement.failed)

@@ -153,3 +153,23 @@ def test_cli_exit_code_1_on_a_failed_check_and_profile_command(cli, model_file, 
     assert bad.returncode == 2
     assert "missing.json" in bad.stderr
     assert np.isfinite(record["seconds"])
+
+
+def test_job_file_quality_tables_are_checked_before_anything_runs(tmp_path):
+    from engine.errors import BadInputError
+    from engine.spec import load_job_file
+
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'model = "m.json"\nsource = "lake"\nsink = "out"\nreference = "ref/train.json"\n'
+        "[drift]\npsi_fail = 0.5\n[drift.columns.age]\npsi_warn = 0.3\n"
+        '[checks]\nmin_rows = 10\non_fail = "abort"\n'
+    )
+    spec = load_job_file(job)
+    assert spec.reference == str(tmp_path / "ref" / "train.json")
+    assert spec.drift["columns"]["age"] == {"psi_warn": 0.3}
+    assert spec.checks == {"min_rows": 10, "on_fail": "abort"}
+
+    job.write_text('model = "m.json"\nsource = "lake"\nsink = "out"\n[checks]\nmin_row = 10\n')
+    with pytest.raises(BadInputError, match=r"job\.toml: checks: unknown key 'min_row'"):
+        load_job_file(job)
