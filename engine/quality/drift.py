@@ -46,6 +46,11 @@ class ColumnDrift:
     null_rate_change: float | None = None  # percentage points
     unseen_categories: list[str] = field(default_factory=list)
     unseen_share: float | None = None
+    #: the PSI bins, for plotting run against reference: inner edges (reference deciles;
+    #: the outer bins are open), and each side's share per bin
+    bin_edges: list[float] = field(default_factory=list)
+    reference_shares: list[float] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
     status: str = "ok"
     reasons: list[str] = field(default_factory=list)
 
@@ -72,6 +77,9 @@ def column_drift(
         if q is not None:
             d.psi = psi(p, q)
             d.js = js_distance(p, q)
+            d.bin_edges = list(edges[1:-1])
+            d.reference_shares = [float(x) for x in p]
+            d.shares = [float(x) for x in q]
     if _has_sketch(ref) and _has_sketch(cur):
         d.ks = ks_statistic(ref, cur)
     if ref.categories is not None and cur.categories is not None:

@@ -91,6 +91,9 @@ DRIFT_SCHEMA = pa.schema(
         ("null_rate_change", pa.float64()),  # percentage points
         ("unseen_categories", pa.list_(pa.string())),
         ("unseen_share", pa.float64()),
+        ("bin_edges", pa.list_(pa.float64())),  # inner edges of the PSI bins (outer open)
+        ("reference_shares", pa.list_(pa.float64())),  # the reference's share per bin
+        ("shares", pa.list_(pa.float64())),  # the run's share per bin
         ("status", pa.string()),
         ("reasons", pa.list_(pa.string())),
     ]

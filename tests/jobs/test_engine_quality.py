@@ -84,6 +84,9 @@ def test_a_shifted_feature_fails_drift_and_the_spec_can_relax_it(model_file, lak
     assert result.record["drift_status"]["spend_30d"] == "ok"
     (age,) = [d for d in result.record["drift"] if d["column"] == "age"]
     assert age["psi"] > 0.25 and age["out_of_range_share"] > 0.05
+    # The PSI bins travel with the drift rows, so a report can plot run against reference.
+    assert len(age["shares"]) == len(age["reference_shares"]) == len(age["bin_edges"]) + 1
+    assert sum(age["shares"]) == pytest.approx(1) == sum(age["reference_shares"])
     drift = quality_table(tmp_path / "s1", "drift").to_pylist()
     assert {r["column"]: r["status"] for r in drift}["age"] == "fail"
     assert quality_table(tmp_path / "s1", "runs").column("status").to_pylist() == ["fail"]
