@@ -14,6 +14,10 @@ run record's ``stage_seconds``) and the end-to-end difference between the two co
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+import pyarrow as pa
 from test_end_to_end import reference_lake  # noqa: F401 (a fixture)
 
 import engine
@@ -60,4 +64,43 @@ def test_quality_statistics_cost(
             f"worker stage time ({share:.1%}); end to end best of rounds "
             f"{min(on.seconds):.2f} s with stats vs {min(off.seconds):.2f} s without "
             f"({overhead:+.1%})"
+        )
+
+
+def test_stats_stage_alone(benchmark, bench_X, capsys):
+    """The workers' stats stage by itself, one thread: the benchmark rows in batches of
+    65,536 (the default), profiled against reference bins made from the same rows."""
+    from engine.quality.profiler import ProfileSpec, TaskProfiler
+    from engine.quality.reference import bin_edges
+
+    names = tuple(f"f{j}" for j in range(bench_X.shape[1]))
+    kinds = ("continuous",) * len(names)
+    buffer = np.ascontiguousarray(bench_X.T)  # feature-major, as FeatureMatrixBuilder fills it
+    batches = [(lo, min(lo + 65_536, buffer.shape[1])) for lo in range(0, buffer.shape[1], 65_536)]
+    nulls = [pa.nulls(0)] * len(names)  # only null_count is read (O(1) metadata)
+
+    def profile(spec: ProfileSpec) -> TaskProfiler:
+        profiler = TaskProfiler(spec)
+        for lo, hi in batches:
+            profiler.add_features(np.ascontiguousarray(buffer[:, lo:hi]).T, nulls)
+        return profiler
+
+    reference = profile(ProfileSpec(names, kinds)).result()["features"]
+    spec = ProfileSpec(names, kinds, {n: bin_edges(p) for n, p in reference.items()})
+    seconds: list[float] = []
+    cpu: list[float] = []
+
+    def timed() -> None:  # own clocks: also works under --benchmark-disable
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        profile(spec).result()
+        seconds.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)  # this thread's CPU: robust to a busy box
+
+    benchmark.pedantic(timed, rounds=3, iterations=1)
+    best = min(cpu)
+    with capsys.disabled():
+        print(
+            f"\nstats stage alone: {bench_X.shape[0]:,} rows x {len(names)} features in "
+            f"{len(batches)} batches, 1 thread: {best:.3f} s CPU "
+            f"({best / bench_X.size * 1e9:.2f} ns per value; best wall {min(seconds):.3f} s)"
         )
