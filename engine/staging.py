@@ -19,7 +19,8 @@ the staged quality tables and profile into place, the run record, removing the s
 directory) is rolled forward by the next invocation if the process dies in between, so a
 committed run is never committed twice and a failed or aborted run adds no quality rows.
 Run records lived in ``_lakescore/runs/`` before that name became the ``runs`` Parquet
-table; :meth:`Sink.read_run_record` still finds them there.
+table; :meth:`Sink.read_run_record` still finds them there, and the next commit moves them
+to ``run_records/``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ class Sink:
             if path.exists():
                 return read_json(path)
         return None
+
+    def migrate_legacy_records(self) -> None:
+        """Move JSON run records out of ``runs/`` (now the ``runs`` Parquet table, which
+        dataset readers could not read with JSON files in it) into ``run_records/``."""
+        if not self._legacy_runs_dir.is_dir():
+            return
+        for legacy in sorted(self._legacy_runs_dir.glob("*.json")):
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, self.runs_dir / legacy.name)
 
     def find_resumable(self, fingerprint: str) -> str | None:
         """The newest unfinished run of the same job, if any."""
@@ -183,6 +193,7 @@ class RunStaging:
         self.finish(run_record)
 
     def finish(self, run_record: dict[str, Any]) -> None:
+        self.sink.migrate_legacy_records()
         if self.quality_dir.is_dir():
             for staged in sorted(p for p in self.quality_dir.rglob("*") if p.is_file()):
                 target = self.sink.meta / staged.relative_to(self.quality_dir)

@@ -7,6 +7,7 @@ into the staging area, where the commit moves them beside the run.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from engine.quality.config import ChecksConfig, DriftConfig
 from engine.quality.drift import ColumnDrift, column_drift
 from engine.quality.reference import Profile
 from engine.quality.tables import drift_table, runs_table, stats_table, write_tables
+
+log = logging.getLogger("lakescore.quality")
 
 
 @dataclass
@@ -34,16 +37,22 @@ class Judgement:
 
 
 def measure_drift(profile: Profile, reference: Profile, config: DriftConfig) -> list[ColumnDrift]:
-    """Drift of every feature and score column that the reference also profiled."""
+    """Drift of every feature and score column that the reference also profiled (the
+    others are named in a warning: a reference made for another model)."""
     out = []
+    missing = []
     for role, current, ref_columns in (
         ("feature", profile.features, reference.features),
         ("score", profile.scores, reference.scores),
     ):
         for name, cur in current.items():
             ref = ref_columns.get(name)
-            if ref is not None:
+            if ref is None:
+                missing.append(name)
+            else:
                 out.append(column_drift(name, role, ref, cur, config.limits(name)))
+    if missing:
+        log.warning("the reference has no profile of %s: no drift measured", ", ".join(missing))
     return out
 
 

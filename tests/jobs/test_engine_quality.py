@@ -176,3 +176,20 @@ def test_job_file_quality_tables_are_checked_before_anything_runs(tmp_path):
     job.write_text('model = "m.json"\nsource = "lake"\nsink = "out"\n[checks]\nmin_row = 10\n')
     with pytest.raises(BadInputError, match=r"job\.toml: checks: unknown key 'min_row'"):
         load_job_file(job)
+
+
+def test_legacy_run_records_move_out_of_the_runs_table(model_file, lake, tmp_path):
+    """A sink written before the quality tables kept JSON records in ``_lakescore/runs/``:
+    they are still found, and the next commit moves them beside the new records."""
+    sink = tmp_path / "scores"
+    first = score(model_file, lake, sink, id_column=ID)
+    meta = sink / "_lakescore"
+    shutil.rmtree(meta / "runs")
+    (meta / "runs").mkdir()
+    (meta / "run_records" / f"{first.run_id}.json").rename(meta / "runs" / f"{first.run_id}.json")
+    again = score(model_file, lake, sink, id_column=ID, run_id=first.run_id)
+    assert again.status == "ok" and again.rows_scored == 3000  # found: already committed
+    second = score(model_file, lake, sink, id_column=ID)
+    assert sorted(p.name for p in (meta / "runs").iterdir()) == [f"{second.run_id}.parquet"]
+    assert run_record(sink, first.run_id)["rows"] == 3000
+    assert quality_table(sink, "runs").column("run_id").to_pylist() == [second.run_id]
