@@ -15,23 +15,30 @@ run record's ``stage_seconds``) and the end-to-end difference between the two co
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from test_end_to_end import reference_lake  # noqa: F401 (a fixture)
 
 import engine
 import engine.coordinator
 from engine.quality.profile_job import build_profile
 
+_RECORDS: dict[str, list[dict]] = {}  # run records by contender, for the summary
 
-def test_quality_statistics_cost(
-    run_contender, bench_results, reference_path, reference_lake, tmp_path, monkeypatch, capsys  # noqa: F811
-):  # fmt: skip
-    reference = tmp_path / "reference.json"
-    build_profile(model=str(reference_path), source=str(reference_lake)).save(reference)
+
+@pytest.fixture(scope="module")
+def reference_profile(reference_path, reference_lake, tmp_path_factory) -> Path:  # noqa: F811
+    path = tmp_path_factory.mktemp("quality") / "reference.json"
+    build_profile(model=str(reference_path), source=str(reference_lake)).save(path)
+    return path
+
+
+def score_rounds(contender, run_contender, reference_path, reference_lake, reference, tmp_path):  # noqa: F811
     sinks = iter(range(1_000_000))
-    records: list[dict] = []
+    records = _RECORDS.setdefault(contender, [])
 
     def score() -> engine.ScoreResult:
         result = engine.score(
@@ -41,21 +48,33 @@ def test_quality_statistics_cost(
         records.append(result.record)
         return result
 
-    with_stats = run_contender("lakescore-e2e+stats", 2, score)
-    assert with_stats.record["reference"] == str(reference)
-    assert set(with_stats.record["drift_status"].values()) == {"ok"}  # same distribution
-    stats_records = list(records)
+    return run_contender(contender, 2, score)
 
+
+def test_end_to_end_with_statistics(
+    run_contender, reference_path, reference_lake, reference_profile, tmp_path  # noqa: F811
+):  # fmt: skip
+    result = score_rounds("lakescore-e2e+stats", run_contender, reference_path, reference_lake,
+                          reference_profile, tmp_path)  # fmt: skip
+    assert result.record["reference"] == str(reference_profile)
+    assert set(result.record["drift_status"].values()) == {"ok"}  # same distribution
+
+
+def test_end_to_end_without_statistics(
+    run_contender, bench_results, reference_path, reference_lake, reference_profile,  # noqa: F811
+    tmp_path, monkeypatch, capsys,
+):  # fmt: skip
     monkeypatch.setattr(engine.coordinator, "profile_spec", lambda *a, **k: None)
-    records.clear()
-    without = run_contender("lakescore-e2e-nostats", 2, score)
-    assert without.record["stage_seconds"].get("stats", 0.0) < 0.01
-
-    best = min(stats_records, key=lambda r: r["seconds"])
+    result = score_rounds("lakescore-e2e-nostats", run_contender, reference_path,
+                          reference_lake, reference_profile, tmp_path)  # fmt: skip
+    assert result.record["stage_seconds"]["stats"] < 0.01
+    on = bench_results.get((2, "lakescore-e2e+stats"))
+    if on is None:  # run alone (-k): nothing to compare with
+        return
+    off = bench_results[(2, "lakescore-e2e-nostats")]
+    best = min(_RECORDS["lakescore-e2e+stats"], key=lambda r: r["seconds"])
     stages = best["stage_seconds"]
     share = stages["stats"] / sum(stages.values())
-    on = bench_results[(2, "lakescore-e2e+stats")]
-    off = bench_results[(2, "lakescore-e2e-nostats")]
     overhead = min(on.seconds) / min(off.seconds) - 1
     with capsys.disabled():
         print(
