@@ -21,16 +21,25 @@ import kernels
 from cluster import Executor, TaskFailed, make_executor
 from engine import events
 from engine.after_run import after_run
-from engine.errors import BadInputError, ExecutionError, LakescoreError
+from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckFailed
 from engine.features import resolve_features
 from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
+from engine.quality import (
+    Profile,
+    judge_run,
+    merge_profiles,
+    parse_checks,
+    parse_drift,
+    stage_quality,
+)
+from engine.quality.profiler import profile_spec
+from engine.quality.reference import profile_edges, resolve_reference
 from engine.registry import resolve_model
 from engine.source import scan_source
 from engine.spec import JobSpec
 from engine.staging import Sink, check_sink, new_run_id
-from engine.stats import ColumnSummary
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 from engine.variant_stats import VariantStats
 from engine.variants import VariantPlan
@@ -42,7 +51,8 @@ RUN_RECORD_VERSION = 1
 
 @dataclass
 class ScoreResult:
-    """What a run did; ``status`` is ``ok`` or ``failed``."""
+    """What a run did; ``status`` is ``ok``, ``warn`` or ``fail`` (a quality check failed;
+    the run was committed) or ``failed``."""
 
     run_id: str
     sink: str
@@ -159,6 +169,11 @@ def _run_job(
         log.info("run %s is already committed; nothing to do", run_id)
         return _result_from_record(run_id, sink_path, record, started)
 
+    # Quality: a bad reference or limit is bad input, found before anything is written.
+    drift_config, checks_config = parse_drift(spec.drift), parse_checks(spec.checks)
+    reference_name, reference = resolve_reference(spec.reference, sink.runs_dir, sink.meta)
+    profiling = profile_spec(features, files[0].schema, profile_edges(reference))
+
     # Compile once on the driver too: a bad backend fails here, before staging exists.
     variant_kernels = variants.compile(spec.backend) if variants else None
     try:  # the forest is already loaded: compiling it must not read the file again
@@ -208,6 +223,7 @@ def _run_job(
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
                 variants=variants.config() if variants else None,
+                profile=profiling,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
@@ -260,8 +276,40 @@ def _run_job(
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
             finally:
                 bar.close()
-            record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+            quality_started = time.perf_counter()
+            profile = merge_profiles(r.profile for r in results.values())
+            record = _record(
+                record_base, tasks, results, started, "ok", resumed=len(finished), profile=profile
+            )
             record |= execution_report(executor.stats, results.values())
+            judgement = judge_run(
+                profile,
+                reference,
+                reference_name,
+                drift_config=drift_config,
+                checks_config=checks_config,
+                rows=record["rows"],
+                seconds=time.perf_counter() - started,
+            )
+            record.update(
+                status=judgement.status,
+                reference=reference_name,
+                checks=judgement.checks,
+                drift_status=judgement.drift_status,
+                drift=[d.to_dict() for d in judgement.drift],
+            )
+            abort = checks_config.on_fail == "abort" and not sink.is_committed(run_id)
+            if judgement.status == "fail" and abort:  # (past the commit point: roll forward)
+                staging.discard()  # the sink stays exactly as it was before the run
+                sink.remove_empty_dirs(created)
+                failed = "; ".join(f"{c['name']}: {c['detail']}" for c in judgement.failed)
+                raise QualityCheckFailed(
+                    f"run {run_id} aborted (on_fail = abort), nothing committed: {failed}",
+                    result=_result_from_record(run_id, sink_path, record, started),
+                )
+            stage_quality(staging.quality_dir, record, profile, judgement, features)
+            # The driver's share of the statistics' cost (merge, drift, checks, tables).
+            record["quality_seconds"] = round(time.perf_counter() - quality_started, 3)
             staging.commit({results[t.task_id].part for t in tasks}, record)
             outcome.update(record)
     events.run_committed(record)
@@ -276,12 +324,11 @@ def _record(
     status: str,
     error: str | None = None,
     resumed: int = 0,
+    profile: Profile | None = None,
 ) -> dict[str, Any]:
-    stats: dict[str, ColumnSummary] = {}
+    scores = profile.scores if profile is not None else {}
     stage_seconds: dict[str, float] = {}
     for r in results.values():
-        for name, summary in r.stats.items():
-            stats[name] = stats.get(name, ColumnSummary()).merge(ColumnSummary.from_dict(summary))
         for stage, s in r.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
     seconds = time.perf_counter() - started
@@ -297,7 +344,9 @@ def _record(
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
         "tasks_by_backend": dict(Counter(r.backend for r in results.values() if r.backend)),
-        "stats": {name: summary.to_dict() for name, summary in sorted(stats.items())},
+        "stats": {
+            name: p.moments.to_dict() for name, p in sorted(scores.items()) if p.kind != "string"
+        },
         "tasks_resumed": resumed,
     }
     if "variant_plan" in base:  # rows and score distribution per variant

@@ -13,6 +13,9 @@ A TOML job file uses the same names as the ``score`` command's flags::
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
 
+    reference = "ref/train-profile.json"   # drift reference (lakescore profile -o ...)
+    [drift]                   # drift limits (engine.quality.config)
+    [checks]                  # checks and on_fail = "commit" | "abort"
     [notify]                  # optional: a webhook told of failed runs (engine.notify)
     webhook = "https://hooks.example.com/..."
 
@@ -79,6 +82,14 @@ class JobSpec:
     variants
         Champion/challenger variants (``[variants]``; see :mod:`engine.variants`); then
         ``model`` is the first variant's model.
+    reference
+        A profile file (``lakescore profile``) to measure drift against; by default the
+        sink's newest run with status ok or warn, or none on a sink's first run.
+    drift
+        The ``[drift]`` table: drift limits, defaults and per column
+        (:mod:`engine.quality.config`).
+    checks
+        The ``[checks]`` table: min_rows, max_nan_score_share, max_seconds, on_fail.
     """
 
     model: str
@@ -99,6 +110,9 @@ class JobSpec:
     notify: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None
     variants: VariantsSpec | None = None
+    reference: str | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -117,6 +131,10 @@ class JobSpec:
         from engine.notify import notify_config  # engine.notify imports nothing of this
 
         notify_config(self.notify)  # a bad [notify] table fails before the run, not after
+        from engine.quality.config import parse_checks, parse_drift
+
+        parse_drift(self.drift)  # bad limits are bad input before anything runs
+        parse_checks(self.checks)
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -138,8 +156,11 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "notify": dict,
     "registry": str,
     "variants": dict,
+    "reference": str,
+    "drift": dict,
+    "checks": dict,
 }
-_PATH_FIELDS = ("source", "sink", "registry", "metrics_file")
+_PATH_FIELDS = ("source", "sink", "registry", "metrics_file", "reference")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step

@@ -26,8 +26,8 @@ from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
 from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
+from engine.quality.profiler import ProfileSpec, TaskProfiler
 from engine.source import one_line
-from engine.stats import ColumnSummary
 from engine.variant_stats import VariantStats
 from engine.variants import VariantConfig, VariantScorer
 
@@ -52,6 +52,10 @@ class WorkerConfig:
     batch_rows: int
     trust_pickle: bool = False
     variants: VariantConfig | None = None
+    #: columns to profile and the reference's bins; None: no profile (nothing measured)
+    profile: ProfileSpec | None = None
+    #: False: profile only (``lakescore profile``): no part file, no task record
+    write: bool = True
 
 
 @dataclass
@@ -60,8 +64,6 @@ class TaskResult:
     rows: int
     part: str
     seconds: dict[str, float] = field(default_factory=dict)
-    #: summary statistics (``ColumnSummary.to_dict``) by output column
-    stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
     backend: str = ""
     #: where it ran: the host's name and the worker process id
@@ -69,6 +71,8 @@ class TaskResult:
     worker: int = 0
     #: per-variant rows and score sketches (:class:`~engine.variant_stats.VariantStats`)
     variants: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: ``{"features": {name: ColumnProfile.to_dict()}, "scores": {...}}`` of the task's rows
+    profile: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -124,7 +128,8 @@ class ScoringWorker:
         part = Path(cfg.data_dir) / f"part-{task.task_id}.parquet"
         tmp = temp_path_for(part)
         seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0, "stats": 0.0}
-        summaries: dict[str, ColumnSummary] = {}
+        profiler = TaskProfiler(cfg.profile) if cfg.profile is not None else None
+        feature_columns = list(cfg.feature_columns)
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
         columns = list(
             dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
@@ -149,40 +154,46 @@ class ScoringWorker:
                     scores, batch_stats = self.variants.score(batch, X)
                     variant_stats = VariantStats.merge(variant_stats, batch_stats)
                 t3 = time.perf_counter()
-                table = self._output_table(task, batch, scores, rows)
-                if writer is None:
-                    writer = _part_writer(tmp, table.schema)
-                writer.write_table(table)
+                if cfg.write:
+                    table = self._output_table(task, batch, scores, rows)
+                    if writer is None:
+                        writer = _part_writer(tmp, table.schema)
+                    writer.write_table(table)
                 t4 = time.perf_counter()
-                for name, values in scores.items():
-                    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
-                        # a label named by strings has no mean; nor have Arrow columns
-                        summaries[name] = summaries.get(name, ColumnSummary()).merge(
-                            ColumnSummary.of(values)
-                        )
-                seconds["stats"] += time.perf_counter() - t4  # lakescore bench's plan reads it
+                if profiler is not None:  # the matrix the kernel read: no second pass
+                    profiler.add_features(X, [batch.column(c) for c in feature_columns])
+                    # variant and model_version are Arrow columns: profiled per variant
+                    profiler.add_scores(
+                        {k: v for k, v in scores.items() if isinstance(v, np.ndarray)}
+                    )
+                t5 = time.perf_counter()
                 seconds["features"] += t2 - t1
                 seconds["kernel"] += t3 - t2
                 seconds["write"] += t4 - t3
+                seconds["stats"] += t5 - t4
                 rows += batch.num_rows
-            if writer is None:  # a task always covers rows, but be exact if a file lied
-                writer = _part_writer(tmp, self._output_schema(task))
-            writer.close()
-            writer = None
-            _fsync_file(tmp)
-            os.replace(tmp, part)
+            if cfg.write:
+                if writer is None:  # a task always covers rows, but be exact if a file lied
+                    writer = _part_writer(tmp, self._output_schema(task))
+                writer.close()
+                writer = None
+                _fsync_file(tmp)
+                os.replace(tmp, part)
         finally:
             if writer is not None:
                 writer.close()
             tmp.unlink(missing_ok=True)
         if rows != task.num_rows:
             raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
+        t0 = time.perf_counter()
+        profile = _profile_docs(profiler)  # sketches serialised: part of the stats stage
+        seconds["stats"] += time.perf_counter() - t0
         result = TaskResult(
             task_id=task.task_id,
             rows=rows,
             part=part.name,
             seconds={k: round(v, 6) for k, v in seconds.items()},
-            stats={name: s.to_dict() for name, s in summaries.items()},
+            profile=profile,
             backend=self.kernel.backend,
             node=socket.gethostname(),
             worker=os.getpid(),
@@ -202,7 +213,8 @@ class ScoringWorker:
                 "node": result.node,
             },
         )
-        atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
+        if cfg.write:
+            atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
 
     def _output_table(
@@ -239,6 +251,15 @@ class ScoringWorker:
             fields += score_fields(self.kernel.forest)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
+
+
+def _profile_docs(profiler: TaskProfiler | None) -> dict[str, dict[str, dict[str, object]]]:
+    if profiler is None:
+        return {}
+    return {
+        role: {name: p.to_dict() for name, p in columns.items()}
+        for role, columns in profiler.result().items()
+    }
 
 
 def _read_batches(task: ScoreTask, columns: list[str], batch_rows: int):

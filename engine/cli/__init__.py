@@ -14,11 +14,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine.cli import assess, bench, evaluate, jobs, model_commands, models
+from engine.cli import (
+    assess,
+    bench,
+    evaluate,
+    jobs,
+    model_commands,
+    models,
+    quality_commands,
+)
 from engine.cli._logging import LOG_FORMATS, setup_logging
 from engine.errors import ExecutionError, LakescoreError
 
-_COMMAND_MODULES = (jobs, model_commands, assess, models, evaluate, bench)
+_COMMAND_MODULES = (jobs, model_commands, quality_commands, assess, models, evaluate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

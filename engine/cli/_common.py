@@ -94,7 +94,13 @@ def print_summary(result: ScoreResult, as_json: bool) -> None:
     )
     print(f"run id      {result.run_id}")
     print(f"scores      {Path(result.sink) / result.run_id}")
-    print(f"run record  {Path(result.sink) / '_lakescore' / 'runs' / (result.run_id + '.json')}")
+    record_path = Path(result.sink) / "_lakescore" / "run_records" / f"{result.run_id}.json"
+    print(f"run record  {record_path}")
+    reference = result.record.get("reference")
+    print(f"reference   {reference or 'none (first run in this sink): no drift measured'}")
+    drifted = {k: v for k, v in result.record.get("drift_status", {}).items() if v != "ok"}
+    if drifted:
+        print("drift       " + ", ".join(f"{k} {v}" for k, v in sorted(drifted.items())))
 
 
 def load_forest(path: str, trust_pickle: bool = False) -> kernels.Forest:

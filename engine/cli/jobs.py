@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cli._common import (
     add_job_flags,
@@ -15,7 +17,10 @@ from engine.cli._common import (
     show_progress,
 )
 from engine.cli.assess import add_assess_flags, dry_run
-from engine.errors import BadInputError
+from engine.errors import BadInputError, QualityCheckError
+
+if TYPE_CHECKING:
+    from engine.coordinator import ScoreResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True)
     p.add_argument("--sink", required=True)
     add_job_flags(p)
+    p.add_argument(
+        "--reference",
+        help="profile file (lakescore profile -o) to measure drift against "
+        "(default: the sink's previous good run)",
+    )
     add_metrics_flag(p)
-    add_dry_run_flag(p)
+    add_dry_run_flag(p)  # its assessment compares with the same --reference
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_score)
 
@@ -75,12 +85,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
         metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
         registry=resolve_path(args.registry, cwd) if args.registry else None,
+        reference=resolve_path(args.reference, cwd) if args.reference else None,
     )
     if args.dry_run:
         return dry_run(spec, args)
     result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
-    return 0
+    return _exit_code(result)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -98,7 +109,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return dry_run(spec, args)
     result = run_job(spec, progress=show_progress(args))
     print_summary(result, args.json)
-    return 0
+    return _exit_code(result)
+
+
+def _exit_code(result: ScoreResult) -> int:
+    """1 when a quality check failed (the run was committed), else 0; failed checks are
+    listed on stderr, one line each."""
+    if result.status != "fail":
+        return 0
+    for check in result.record.get("checks", []):
+        if check.get("status") == "fail":
+            print(f"lakescore: check failed: {check['name']}: {check['detail']}", file=sys.stderr)
+    return QualityCheckError.exit_code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -93,7 +93,7 @@ def test_cli_json_logs_one_object_per_event(cli, model_file: Path, lake: Path, t
     assert sum(t["rows"] for t in tasks) == 3000
     for t in tasks:
         assert t["run_id"] == run_id and t["stage"] == "execute" and t["node"]
-        assert set(t["stage_seconds"]) == {"read", "features", "kernel", "write"}
+        assert set(t["stage_seconds"]) == {"read", "features", "kernel", "write", "stats"}
         assert t["seconds"] >= 0
     (committed,) = by_kind["run_committed"]
     assert (committed["run_id"], committed["rows"], committed["status"]) == (run_id, 3000, "ok")
