@@ -23,6 +23,7 @@ from engine import events
 from engine.after_run import after_run
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
+from engine.governance import plan_outputs
 from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
@@ -124,6 +125,7 @@ def _run_job(
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, spec.columns)
     files = scan_source(spec.source, features, spec.id_column)
+    outputs = plan_outputs(spec, files, forest)  # kept columns, id hash: checked here
     sink_path = Path(spec.sink)
     check_sink(sink_path)
     tasks = plan_tasks(files, task_rows=spec.task_rows)
@@ -133,6 +135,7 @@ def _run_job(
         files=files,
         id_column=spec.id_column,
         features=features,
+        outputs=outputs.doc,
     )
     sink = Sink(sink_path)
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
@@ -161,6 +164,8 @@ def _run_job(
         "features": features,
         "backend": kernel.backend,
         "cluster": spec.cluster,
+        **outputs.doc,
+        "columns_written": outputs.written,
     }
     with contextlib.ExitStack() as cleanup:
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
@@ -188,6 +193,7 @@ def _run_job(
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
+                outputs=outputs.columns,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}

@@ -24,6 +24,7 @@ import kernels
 from engine._fsutil import atomic_write_json, temp_path_for
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
+from engine.governance import OutputColumns
 from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.source import one_line
@@ -49,6 +50,8 @@ class WorkerConfig:
     tasks_dir: str
     batch_rows: int
     trust_pickle: bool = False
+    #: the kept columns and the id's hash salt (engine.governance)
+    outputs: OutputColumns = field(default_factory=OutputColumns)
 
 
 @dataclass
@@ -108,9 +111,8 @@ class ScoringWorker:
         seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0}
         summaries: dict[str, ColumnSummary] = {}
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
-        columns = list(
-            dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
-        )
+        ids = [cfg.id_column] if cfg.id_column else []
+        columns = list(dict.fromkeys([*cfg.feature_columns, *ids, *cfg.outputs.keep]))
         rows = 0
         writer: pq.ParquetWriter | None = None
         try:
@@ -185,13 +187,16 @@ class ScoringWorker:
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {}
         if self.config.id_column is not None:
-            arrays[self.config.id_column] = batch.column(self.config.id_column)
+            arrays[self.config.id_column] = self.config.outputs.ids(
+                batch.column(self.config.id_column)
+            )
         else:
             arrays[LOCATOR_COLUMNS[0]] = pa.array([task.relpath] * n, pa.string())
             start = task.first_row + offset
             arrays[LOCATOR_COLUMNS[1]] = pa.array(np.arange(start, start + n, dtype=np.int64))
         for name, values in scores.items():
             arrays[name] = pa.array(values)
+        arrays.update(self.config.outputs.kept(batch))
         arrays[RUN_ID_COLUMN] = pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.config.run_id])
         )
@@ -201,13 +206,14 @@ class ScoringWorker:
         ids = pq.ParquetFile(task.path).schema_arrow
         fields: list[pa.Field] = []
         if self.config.id_column is not None:
-            fields.append(ids.field(self.config.id_column))
+            fields.append(self.config.outputs.id_field(ids.field(self.config.id_column)))
         else:
             fields += [
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
                 pa.field(LOCATOR_COLUMNS[1], pa.int64()),
             ]
         fields += score_fields(self.kernel.forest)
+        fields += self.config.outputs.kept_fields(ids)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
 
