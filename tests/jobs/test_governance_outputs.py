@@ -132,6 +132,7 @@ def test_the_salt_can_come_from_the_environment(
     assert SALT not in repr(spec)
 
 
+@pytest.mark.slow
 def test_cli_keep_and_hash_id(cli, model_file: Path, lake: Path, tmp_path: Path) -> None:
     sink = tmp_path / "s"
     done = cli("score", "--model", model_file, "--source", lake, "--sink", sink, "--id-column",
@@ -187,6 +188,7 @@ def test_bad_output_options_are_bad_input_and_write_nothing(
     assert snapshot(sink) == before
 
 
+@pytest.mark.slow
 def test_a_kept_column_typed_differently_in_two_files_is_exit_2(
     cli, model_file: Path, copy_lake, tmp_path: Path
 ) -> None:
