@@ -200,3 +200,22 @@ def test_a_kept_column_typed_differently_in_two_files_is_exit_2(
     line = error_line(done)
     assert "kept column 'nickname' has type int64" in line and "part-1.parquet" in line
     assert not sink.exists() and run_ids(sink) == set()
+
+
+@pytest.mark.slow
+def test_dry_run_checks_kept_columns_and_lists_the_columns_to_write(
+    cli, model_file: Path, lake: Path, tmp_path: Path
+) -> None:
+    sink = tmp_path / "s"
+    done = cli("score", "--dry-run", "--model", model_file, "--source", lake, "--sink", sink,
+               "--id-column", ID, "--keep", "nickname", "--hash-id", SALT, "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)["outputs"]
+    assert outputs["columns_written"][0] == {"name": ID, "type": "string"}
+    assert [c["name"] for c in outputs["columns_written"]] == [ID, "score", "nickname", "run_id"]
+    assert SALT not in done.stdout
+    done = cli("score", "--dry-run", "--model", model_file, "--source", lake, "--sink", sink,
+               "--id-column", ID, "--keep", "segment")  # fmt: skip
+    assert done.returncode == 2
+    assert "kept column 'segment' not found" in done.stderr.splitlines()[-1]
+    assert not sink.exists()
