@@ -23,6 +23,7 @@ from engine.assess_sample import STAGES, Sample, read_sample
 from engine.assess_schema import check_schema
 from engine.errors import BadInputError
 from engine.features import resolve_features
+from engine.governance import plan_outputs
 from engine.plan import job_fingerprint, plan_tasks
 from engine.source import SourceFile, list_parquet_files, read_footer
 from engine.spec import JobSpec
@@ -95,8 +96,16 @@ def assess(
         )  # fmt: skip
     else:
         report["estimate"] = {"note": "no estimate: the job cannot run as it is"}
+    outputs_doc: dict[str, Any] = {}
+    if not problems:  # kept columns and the id hash, checked as the run would check them
+        try:
+            outputs = plan_outputs(spec, files, forest)
+            report["outputs"] = {"columns_written": outputs.written, **outputs.doc}
+            outputs_doc = outputs.doc
+        except BadInputError as exc:
+            problems.append(str(exc))
     if with_sink:
-        report["sink"] = _look_at_sink(spec, forest.sha256, files, features)
+        report["sink"] = _look_at_sink(spec, forest.sha256, files, features, outputs_doc)
     report["problems"] = problems
     report["warnings"] = warnings
     report["exit_code"] = BadInputError.exit_code if problems else 0
@@ -213,7 +222,11 @@ def _bytes_to_read(files: list[SourceFile], columns: list[str | None]) -> int:
 
 
 def _look_at_sink(
-    spec: JobSpec, model_sha256: str, files: list[SourceFile], features: dict[str, str]
+    spec: JobSpec,
+    model_sha256: str,
+    files: list[SourceFile],
+    features: dict[str, str],
+    outputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a run would find in the sink: nothing is created or locked."""
     path = Path(spec.sink)
@@ -225,6 +238,7 @@ def _look_at_sink(
         files=files,
         id_column=spec.id_column,
         features=features,
+        outputs=outputs,
     )
     committed = 0
     if path.is_dir():

@@ -23,6 +23,7 @@ from engine import events
 from engine.after_run import after_run
 from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckFailed
 from engine.features import resolve_features
+from engine.governance import plan_outputs
 from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
@@ -42,7 +43,7 @@ from engine.spec import JobSpec
 from engine.staging import Sink, check_sink, new_run_id
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 from engine.variant_stats import VariantStats
-from engine.variants import VariantPlan
+from engine.variants import VariantPlan, variant_fields
 
 log = logging.getLogger("lakescore.coordinator")
 
@@ -146,6 +147,8 @@ def _run_job(
         forest = model.load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
     files = scan_source(spec.source, features, spec.id_column)
+    scores = variant_fields(variants.config()) if variants else None  # variants' columns
+    outputs = plan_outputs(spec, files, forest, scores)  # kept columns, id hash: checked here
     sink_path = Path(spec.sink)
     check_sink(sink_path)
     tasks = plan_tasks(files, task_rows=spec.task_rows)
@@ -155,6 +158,7 @@ def _run_job(
         files=files,
         id_column=spec.id_column,
         features=features,
+        outputs=outputs.doc,
     )
     sink = Sink(sink_path)
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
@@ -195,6 +199,8 @@ def _run_job(
         "features": features,
         "backend": kernel.backend,
         "cluster": spec.cluster,
+        **outputs.doc,
+        "columns_written": outputs.written,
     }
     with contextlib.ExitStack() as cleanup:
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
@@ -224,6 +230,7 @@ def _run_job(
                 trust_pickle=spec.trust_pickle,
                 variants=variants.config() if variants else None,
                 profile=profiling,
+                outputs=outputs.columns,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}

@@ -9,6 +9,8 @@ A TOML job file uses the same names as the ``score`` command's flags::
     backend = "auto"          # auto | numba | cuda
     cluster = "local"
     metrics_file = "/var/lib/node_exporter/churn.prom"   # optional: Prometheus metrics
+    keep = ["segment"]        # optional: source columns written beside the scores
+    hash_id_salt_env = "CHURN_ID_SALT"   # optional: write the id as a salted hash
 
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
@@ -90,6 +92,15 @@ class JobSpec:
         (:mod:`engine.quality.config`).
     checks
         The ``[checks]`` table: min_rows, max_nan_score_share, max_seconds, on_fail.
+    keep
+        Source columns written beside the id and the scores; nothing else of the
+        source reaches the sink (see :mod:`engine.governance`).
+    hash_id_salt
+        Write the id column as the hex SHA-256 of this salt followed by the id, instead
+        of the raw id (see :mod:`engine.id_hash`).
+    hash_id_salt_env
+        The name of an environment variable holding that salt, so that a job file need
+        not hold the secret.
     """
 
     model: str
@@ -113,6 +124,9 @@ class JobSpec:
     reference: str | None = None
     drift: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()
+    hash_id_salt: str | None = field(default=None, repr=False)  # a secret: never printed
+    hash_id_salt_env: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -135,6 +149,10 @@ class JobSpec:
 
         parse_drift(self.drift)  # bad limits are bad input before anything runs
         parse_checks(self.checks)
+        from engine.governance import check_spec
+
+        keep = check_spec(self.keep, self.hash_id_salt, self.hash_id_salt_env)
+        object.__setattr__(self, "keep", keep)  # a TOML array becomes a tuple
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -159,6 +177,9 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "reference": str,
     "drift": dict,
     "checks": dict,
+    "keep": list,
+    "hash_id_salt": str,
+    "hash_id_salt_env": str,
 }
 _PATH_FIELDS = ("source", "sink", "registry", "metrics_file", "reference")
 _REQUIRED = ("model", "source", "sink")

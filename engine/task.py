@@ -24,6 +24,7 @@ import kernels
 from engine._fsutil import atomic_write_json, temp_path_for
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
+from engine.governance import OutputColumns
 from engine.outputs import score_batch, score_fields
 from engine.plan import ScoreTask
 from engine.quality.profiler import ProfileSpec, TaskProfiler
@@ -56,6 +57,8 @@ class WorkerConfig:
     profile: ProfileSpec | None = None
     #: False: profile only (``lakescore profile``): no part file, no task record
     write: bool = True
+    #: the kept columns and the id's hash salt (engine.governance)
+    outputs: OutputColumns = field(default_factory=OutputColumns)
 
 
 @dataclass
@@ -131,9 +134,8 @@ class ScoringWorker:
         profiler = TaskProfiler(cfg.profile) if cfg.profile is not None else None
         feature_columns = list(cfg.feature_columns)
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
-        columns = list(
-            dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
-        )
+        ids = [cfg.id_column] if cfg.id_column else []
+        columns = list(dict.fromkeys([*cfg.feature_columns, *ids, *cfg.outputs.keep]))
         rows = 0
         variant_stats: dict[str, dict[str, object]] = {}
         writer: pq.ParquetWriter | None = None
@@ -223,13 +225,16 @@ class ScoringWorker:
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {}
         if self.config.id_column is not None:
-            arrays[self.config.id_column] = batch.column(self.config.id_column)
+            arrays[self.config.id_column] = self.config.outputs.ids(
+                batch.column(self.config.id_column)
+            )
         else:
             arrays[LOCATOR_COLUMNS[0]] = pa.array([task.relpath] * n, pa.string())
             start = task.first_row + offset
             arrays[LOCATOR_COLUMNS[1]] = pa.array(np.arange(start, start + n, dtype=np.int64))
         for name, values in scores.items():
             arrays[name] = pa.array(values)
+        arrays.update(self.config.outputs.kept(batch))
         arrays[RUN_ID_COLUMN] = pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.config.run_id])
         )
@@ -239,7 +244,7 @@ class ScoringWorker:
         ids = pq.ParquetFile(task.path).schema_arrow
         fields: list[pa.Field] = []
         if self.config.id_column is not None:
-            fields.append(ids.field(self.config.id_column))
+            fields.append(self.config.outputs.id_field(ids.field(self.config.id_column)))
         else:
             fields += [
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
@@ -249,6 +254,7 @@ class ScoringWorker:
             fields += self.variants.fields()
         else:
             fields += score_fields(self.kernel.forest)
+        fields += self.config.outputs.kept_fields(ids)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
 

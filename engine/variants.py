@@ -254,13 +254,7 @@ class VariantScorer:
         return cls(config, loaded)
 
     def fields(self) -> list[pa.Field]:
-        shadow = [pa.field(f"score_{n}", pa.float32()) for n in self.config.names]
-        return [
-            pa.field("score", pa.float32()),
-            *(shadow if self.config.shadow else []),
-            pa.field(VARIANT_COLUMN, pa.dictionary(pa.int32(), pa.string())),
-            pa.field(MODEL_VERSION_COLUMN, pa.int32()),
-        ]
+        return variant_fields(self.config)
 
     def score(
         self, batch: pa.RecordBatch, X: np.ndarray
@@ -291,3 +285,14 @@ class VariantScorer:
         if order == tuple(range(len(order))):
             return X
         return X[:, list(order)]
+
+
+def variant_fields(config: VariantConfig) -> list[pa.Field]:
+    """The sink's score columns of a variant run, in the order they are written."""
+    shadow = [pa.field(f"score_{n}", pa.float32()) for n in config.names]
+    return [
+        pa.field("score", pa.float32()),
+        *(shadow if config.shadow else []),
+        pa.field(VARIANT_COLUMN, pa.dictionary(pa.int32(), pa.string())),
+        pa.field(MODEL_VERSION_COLUMN, pa.int32()),
+    ]

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the sink's previous good run)",
     )
     add_metrics_flag(p)
+    add_output_flags(p)
     add_dry_run_flag(p)  # its assessment compares with the same --reference
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_score)
@@ -52,6 +53,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_registry_flag(p)
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_cmd_run)
+
+
+def add_output_flags(p: argparse.ArgumentParser) -> None:
+    """What reaches the sink besides the scores (engine.governance)."""
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COL,...",
+        help="source columns written beside the id and the scores (repeatable)",
+    )
+    salt = p.add_mutually_exclusive_group()
+    salt.add_argument(
+        "--hash-id",
+        dest="hash_id_salt",
+        metavar="SALT",
+        help="write the id as hex SHA-256 of SALT followed by the id, not the raw id",
+    )
+    salt.add_argument(
+        "--hash-id-env",
+        dest="hash_id_salt_env",
+        metavar="NAME",
+        help="like --hash-id, the salt read from environment variable NAME",
+    )
+
+
+def parse_keep(values: list[str]) -> tuple[str, ...]:
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
 
 
 def add_dry_run_flag(p: argparse.ArgumentParser) -> None:
@@ -86,6 +115,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
         registry=resolve_path(args.registry, cwd) if args.registry else None,
         reference=resolve_path(args.reference, cwd) if args.reference else None,
+        keep=parse_keep(args.keep),
+        hash_id_salt=args.hash_id_salt,
+        hash_id_salt_env=args.hash_id_salt_env,
     )
     if args.dry_run:
         return dry_run(spec, args)
