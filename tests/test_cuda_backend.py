@@ -1,12 +1,14 @@
-"""The CUDA backend agrees with XGBoost and with the CPU kernel, in Numba's CUDA simulator.
+"""The CUDA backend's launcher variants agree with the IR's walk and the CPU kernel, in
+Numba's CUDA simulator (its agreement with the native libraries on registry models is the
+agreement suite's, tests/agreement/test_agreement.py, simulated there too).
 
 Numba reads ``NUMBA_ENABLE_CUDASIM`` once, when it is first imported, so the simulated half
 runs in a child process started with it set: the child (this file run as a script) compiles
 each saved model with ``backend="cuda"`` and saves its margins for every launcher variant;
-the tests compare them here with ``xgboost.Booster.inplace_predict``, the ``numba`` backend
-and the IR's rule walked in numpy. Forests the perfect traversal must refuse (a ``-inf``
-threshold, trees deeper than it pads), thresholds of exactly zero (``-0.0`` against
-``+0.0`` rows) and three outputs with unequal tree counts are built from the saved models.
+the tests compare them here with the ``numba`` backend and the IR's rule walked in numpy.
+Forests the perfect traversal must refuse (a ``-inf`` threshold, trees deeper than it
+pads), thresholds of exactly zero (``-0.0`` against ``+0.0`` rows) and three outputs with
+unequal tree counts are built from the saved models.
 The simulator runs each GPU thread as a Python thread, so models and batches stay small.
 """
 
@@ -27,7 +29,6 @@ import pytest
 from kernels import BackendUnavailableError, Forest, compile_model, load_model
 from kernels._cpu_layout import MAX_PERFECT_DEPTH
 from kernels._numba_cpu import CpuLauncher
-from kernels.kernel import apply_link
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,16 +167,6 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
         case["traversal"] = report["traversal"][name]
         case["margins"] = {v: np.load(work / f"{name}.{v}.npy") for v in VARIANTS}
     return cases
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", MODELS)
-def test_cuda_matches_xgboost(cases: dict[str, dict[str, Any]], model: str) -> None:
-    case = cases[model]
-    expected = case["booster"].inplace_predict(case["X"])
-    for variant, margins in case["margins"].items():
-        got = apply_link(margins, case["forest"].link)
-        assert np.abs(got - expected.reshape(got.shape)).max() <= 1e-6, variant
 
 
 @pytest.mark.slow
