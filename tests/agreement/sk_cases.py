@@ -128,10 +128,12 @@ def case(
     train: TrainData = TREES,
     margin: Callable[[Any, np.ndarray], np.ndarray] | None = None,
     inf: bool = False,
+    nan: bool | None = None,
     treelite: bool = False,
 ) -> ModelCase:
     """An estimator (or pipeline) ``make()`` fitted on ``train``; ``inf``: its predict
-    accepts +-inf (histogram boosting only)."""
+    accepts +-inf (histogram boosting only); ``nan``: it accepts NaN (default: where it was
+    trained with NaN; trees trained without any send NaN to their larger child)."""
     linear = train is LINEAR
     classifier = target in ("binary", "multiclass")
     output = "probability" if classifier else "value"
@@ -153,7 +155,7 @@ def case(
         train=train,
         target=target,
         seed=seed,
-        nan=train.nan > 0,
+        nan=train.nan > 0 if nan is None else nan,
         inf=inf,
         category_inf=False,  # sklearn refuses infinite categories
     )
@@ -165,7 +167,7 @@ CASES: tuple[ModelCase, ...] = (
     case("tree-binary", lambda: DecisionTreeClassifier(max_depth=6, random_state=1), B,
          seed=1, train=TREES_NAN),
     case("tree-multiclass", lambda: DecisionTreeClassifier(max_depth=5, random_state=2), M,
-         seed=2),
+         seed=2, nan=True),
     case("tree-deep", lambda: DecisionTreeRegressor(random_state=3), R, seed=3,
          train=TREES_NAN),
     case("forest-binary", lambda: RandomForestClassifier(15, max_depth=6, random_state=4), B,
@@ -174,13 +176,13 @@ CASES: tuple[ModelCase, ...] = (
          M, seed=5, train=TREES_NAN),
     case("forest-multiclass-complete",
          lambda: RandomForestClassifier(5, max_depth=4, random_state=22), M, seed=22,
-         treelite=True),
+         nan=True, treelite=True),
     case("forest-regression", lambda: RandomForestRegressor(15, max_depth=8, random_state=6),
          R, seed=6, train=TREES_NAN),
     case("extra-binary", lambda: ExtraTreesClassifier(10, max_depth=6, random_state=7), B,
          seed=7, train=TREES_NAN),
     case("extra-regression", lambda: ExtraTreesRegressor(10, max_depth=6, random_state=8), R,
-         seed=8, treelite=True),
+         seed=8, nan=True, treelite=True),
     case("gb-binary", lambda: GradientBoostingClassifier(n_estimators=20, max_depth=3,
          random_state=9), B, seed=9, margin=boosted_margin, treelite=True),
     case("gb-multiclass", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=3,
@@ -205,7 +207,7 @@ CASES: tuple[ModelCase, ...] = (
          categorical_features=[2], random_state=18), B, seed=18, train=CATEGORICAL,
          margin=boosted_margin, inf=True),
     case("pipeline-scaler-tree", lambda: make_pipeline(StandardScaler(),
-         DecisionTreeClassifier(max_depth=6, random_state=19)), B, seed=19),
+         DecisionTreeClassifier(max_depth=6, random_state=19)), B, seed=19, nan=True),
     case("pipeline-imputer-scalers-forest", lambda: make_pipeline(
          SimpleImputer(strategy="median"), StandardScaler(), RobustScaler(), MinMaxScaler(),
          MaxAbsScaler(), RandomForestRegressor(10, max_depth=6, random_state=20)), R,
