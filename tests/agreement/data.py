@@ -23,7 +23,6 @@ either side of them cover the native threshold's own float32 rounding):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,16 +145,6 @@ class DataInfo:
 
 
 DATASETS = ("plain", "nan", "inf", "thresholds", "zeros", "categories")
-
-
-def applicable(name: str, info: DataInfo) -> bool:
-    if name == "nan":
-        return info.nan
-    if name == "inf":
-        return info.inf
-    if name == "categories":
-        return bool(info.categorical)
-    return True
 
 
 def neighbours(values: np.ndarray, steps: int = 2) -> np.ndarray:
@@ -316,7 +305,3 @@ def rows(draw: st.DrawFn, info: DataInfo, max_rows: int = 30) -> np.ndarray:
     if not info.inf:
         X[np.isinf(X)] = 0.0  # sampled_from specials never hold inf then; floats may round
     return np.ascontiguousarray(X)
-
-
-def concatenated(infos: Sequence[np.ndarray]) -> np.ndarray:
-    return np.ascontiguousarray(np.concatenate(list(infos)), dtype=F32)

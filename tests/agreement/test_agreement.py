@@ -74,7 +74,7 @@ STRICT = "numba"
 #: entries (a model kind of each family, and ones it must refuse) on every dataset, each
 #: cut to :data:`SIMULATED_ROWS` rows: the simulator runs every GPU thread in Python.
 HAS_GPU = os.path.exists("/dev/nvidiactl")
-SIMULATED = {} if HAS_GPU else {"cuda"}
+SIMULATED: frozenset[str] = frozenset() if HAS_GPU else frozenset({"cuda"})
 SIMULATED_CASES = (
     "xgb-binary-logistic",
     "xgb-multi-softprob",
@@ -106,6 +106,7 @@ ROUTING = F32_ONE_ROUNDING
 
 
 def applies(dataset: str, case: ModelCase) -> bool:
+    """Whether the native predict takes the dataset (NaN, +-inf) and it means something."""
     if dataset == "nan":
         return case.nan
     if dataset == "inf":
