@@ -685,3 +685,12 @@ def test_multiclass_trees_and_intercepts_per_class(zoo, name):
     intercepts = [float(v) for v in raw]
     assert len(intercepts) == 3 and len(set(intercepts)) > 1  # a vector, not one value
     np.testing.assert_allclose(forest.base_margin, intercepts, rtol=1e-12)
+
+
+def test_registry_exercises_both_default_directions(zoo):
+    """Every plain XGBoost entry holds splits that send NaN left and ones that send it
+    right, so the agreement suite's NaN rows test both."""
+    for name, case in CASES.items():
+        forest = zoo.forest(case, "json")
+        inner = forest.feature >= 0
+        assert set(np.unique(forest.default_left[inner])) == {0, 1}, name
