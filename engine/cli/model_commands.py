@@ -16,10 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_inspect)
 
-    p = sub.add_parser("compile", help="compile a model (warms Numba's cache)")
+    p = sub.add_parser("compile", help="compile a model (warms the kernel cache)")
     p.add_argument("model")
     add_trust_flag(p)
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
     p.set_defaults(handler=_cmd_compile)
 
 
