@@ -217,12 +217,23 @@ def test_cached_library_is_reused_and_damage_rebuilt(
     assert "discarding corrupt kernel cache entry" in caplog.text
 
 
-def test_key_names_model_backend_and_cpu(families: dict[str, tuple[Any, Any]]) -> None:
+def test_key_names_model_backend_cpu_and_version(families: dict[str, tuple[Any, Any]]) -> None:
     forest = kernels.load_model(families["xgboost-binary-logistic"][0])
     other = kernels.load_model(families["xgboost-poisson"][0])
     key = kernel_key(forest, "tl2cgen")
     assert key == kernel_key(forest, "tl2cgen")
     assert key != kernel_key(forest, "numba") and key != kernel_key(other, "tl2cgen")
+    from llvmlite import binding as llvm
+
+    from kernels import cache
+
+    assert llvm.get_host_cpu_name() in cache.cpu_signature()
+    with pytest.MonkeyPatch.context() as patch:  # another CPU, another kernel version
+        patch.setattr(cache, "cpu_signature", lambda: "another-cpu;+avx512f")
+        assert kernel_key(forest, "tl2cgen") != key
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache, "KERNEL_VERSION", cache.KERNEL_VERSION + 1)
+        assert kernel_key(forest, "tl2cgen") != key
 
 
 def test_linear_model_needs_no_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
