@@ -1,7 +1,7 @@
 """The TL2cgen backend: the forest as C (TL2cgen), compiled by gcc into a shared library.
 
 The library is built once per model and CPU and kept in the kernel cache
-(:class:`kernels.cache.LibraryCache`); compiling is slow (about 90 s for 500 trees of
+(:class:`kernels.cache.LibraryCache`); compiling is slow (minutes for 500 trees of
 depth 8 on two cores), loading a cached library takes milliseconds. The treelite model
 comes from the IR (:mod:`kernels._treelite_model`), so every format lakescore reads can
 be compiled, with the same split rule as the Numba kernels.
@@ -57,7 +57,7 @@ def compile_library(forest: Forest, libpath: Path) -> None:
 
     model = build_treelite_model(forest)
     cores = os.cpu_count() or 1
-    # One translation unit per core: gcc's time grows faster than linearly in file size.
+    # One translation unit per core, so that gcc compiles on every core at once.
     params = {"parallel_comp": cores} if forest.num_trees >= 2 * cores else {}
     chatter = io.StringIO()
     with contextlib.redirect_stdout(chatter), warnings.catch_warnings(record=True) as caught:
