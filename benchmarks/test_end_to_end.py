@@ -3,10 +3,10 @@
 The lake holds the benchmark rows (``ROWS`` x 50 float32, 2% NaN) plus a ``customer_id``,
 hive-partitioned into 8 files. Contenders, each with 2 threads:
 
-- ``lakescore-e2e``: ``engine.score`` with the local executor (plan, read, features,
+- ``lakescore score``: ``engine.score`` with the local executor (plan, read, features,
   kernel, write, stats, commit); every round writes a new run into a fresh sink;
-- ``pyarrow+xgboost``: the plain single-process pipeline (read the table, stack the
-  columns, ``inplace_predict``, write one Parquet file).
+- ``native``: the plain single-process pipeline (read the table, stack the columns,
+  ``inplace_predict``, write one Parquet file).
 
 Ray contenders (2 CPUs each):
 
@@ -19,8 +19,8 @@ Ray contenders (2 CPUs each):
   XGBoost on 2 threads) so the read tasks keep a CPU: two actors of ``num_cpus=1`` starve
   the reads on 2 CPUs and hang (DESIGN's stack notes). lakescore's target: >= 3x.
 
-The table's ``share`` column is rows/s over the lakescore kernel's own rows/s on the same
-matrix (DESIGN target for ``lakescore-e2e``: >= 0.85).
+DESIGN target for ``lakescore score``: >= 0.85 of the Numba kernel's own rows/s on the
+same matrix (the ``xgboost-reference`` rows of the table, 2 threads).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def test_lakescore_end_to_end(run_contender, checked_kernels, reference_path, re
             workers=2,
         )  # fmt: skip
 
-    result = run_contender("lakescore-e2e", 2, score)
+    result = run_contender("end-to-end", "lakescore score", 2, score, note="engine.score, local")
     assert result.rows_scored == bench_X.shape[0]
     table = (
         ds.dataset(Path(result.sink))
@@ -95,7 +95,8 @@ def test_pyarrow_xgboost_pipeline(run_contender, reference_booster, reference_la
         out.unlink()
         return table.num_rows
 
-    assert run_contender("pyarrow+xgboost", 2, score) > 0
+    note = "pyarrow read + XGBoost inplace_predict + write"
+    assert run_contender("end-to-end", "native", 2, score, note=note) > 0
 
 
 # --- on Ray ---------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_lakescore_on_ray(run_contender, reference_path, reference_lake, tmp_pat
             id_column="customer_id", cluster="ray",
         )  # fmt: skip
 
-    result = run_contender("lakescore-ray", 2, score)
+    result = run_contender("end-to-end", "lakescore score, ray", 2, score, note="engine.score, Ray")
     assert result.rows_scored == bench_X.shape[0]
     assert result.record["executor"] == "ray"
 
@@ -166,4 +167,5 @@ def test_ray_data_xgboost_pipeline(run_contender, reference_path, reference_lake
         ds.write_parquet(str(out))
         return sum(1 for _ in Path(out).glob("*.parquet"))
 
-    assert run_contender("raydata+xgboost", 2, score) > 0
+    note = "Ray Data read_parquet + map_batches(XGBoost) + write_parquet"
+    assert run_contender("end-to-end", "ray data", 2, score, note=note) > 0

@@ -6,7 +6,7 @@ A TOML job file uses the same names as the ``score`` command's flags::
     source = "lake/customers"
     sink = "lake/scores"
     id_column = "customer_id"
-    backend = "auto"          # auto | numba | cuda
+    backend = "auto"          # auto | numba | cuda | tl2cgen
     cluster = "local"
     metrics_file = "/var/lib/node_exporter/churn.prom"   # optional: Prometheus metrics
     keep = ["segment"]        # optional: source columns written beside the scores

@@ -23,7 +23,7 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         help="local (default: threads here) | ray (a local Ray) | auto | HOST:PORT | "
         "ray://HOST:PORT (an existing Ray cluster)",
     )
-    p.add_argument("--backend", default="auto", help="auto | numba | cuda")
+    p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
     p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     p.add_argument(
