@@ -26,14 +26,7 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
     p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
-    p.add_argument(
-        "--column",
-        dest="columns",
-        action="append",
-        default=[],
-        metavar="FEATURE=COLUMN",
-        help="map a model feature to a differently named source column (repeatable)",
-    )
+    add_column_flag(p)
     add_registry_flag(p)
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
     p.add_argument(
@@ -62,6 +55,17 @@ def add_registry_flag(p: argparse.ArgumentParser) -> None:
         "--registry",
         help="model registry root for models named NAME@VERSION or NAME@ALIAS "
         "(default: $LAKESCORE_REGISTRY)",
+    )
+
+
+def add_column_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--column",
+        dest="columns",
+        action="append",
+        default=[],
+        metavar="FEATURE=COLUMN",
+        help="map a model feature to a differently named source column (repeatable)",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.cli._common import add_trust_flag, parse_columns
+from engine.cli._common import add_column_flag, add_trust_flag, parse_columns
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,14 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True, help="Parquet file or directory (training data)")
     p.add_argument("--model", required=True)
     p.add_argument("-o", "--output", required=True, help="profile file to write (JSON)")
-    p.add_argument(
-        "--column",
-        dest="columns",
-        action="append",
-        default=[],
-        metavar="FEATURE=COLUMN",
-        help="map a model feature to a differently named source column (repeatable)",
-    )
+    add_column_flag(p)
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
     p.add_argument("--workers", type=int, default=2)
     add_trust_flag(p)

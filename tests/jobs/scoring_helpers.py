@@ -239,3 +239,11 @@ class CountingTasks:
         for i in range(self.n):
             self.pulled += 1
             yield i
+
+
+def corrupt_first_page(path: Path) -> None:
+    """Flip the bytes of a Parquet file's first page header: its footer still reads, its
+    data does not decode (bad data found only while scoring)."""
+    data = bytearray(path.read_bytes())
+    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])
+    path.write_bytes(bytes(data))

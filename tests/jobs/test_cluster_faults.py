@@ -30,6 +30,7 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 from scoring_helpers import (  # noqa: E402
     ID,
+    corrupt_first_page,
     popen_cli,
     read_sink,
     run_cli,
@@ -194,9 +195,7 @@ def test_a_poison_partition_fails_the_job_naming_the_file(
 ) -> None:
     lake = copy_lake()
     bad = lake / "region=south" / "part-1.parquet"
-    data = bytearray(bad.read_bytes())
-    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])  # the first page header
-    bad.write_bytes(bytes(data))
+    corrupt_first_page(bad)
     sink = tmp_path / "scores"
     executor = RayExecutor(task_retries=2)
     with pytest.raises(BadInputError, match=re.escape(str(bad))):

@@ -24,7 +24,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from scoring_helpers import ID, CountingTasks, error_line, read_sink, run_cli, scores_by_id  # noqa: E402
+from scoring_helpers import (  # noqa: E402
+    ID,
+    CountingTasks,
+    corrupt_first_page,
+    error_line,
+    read_sink,
+    run_cli,
+    scores_by_id,
+)
 
 import engine  # noqa: E402
 from cluster import TaskFailed, make_executor  # noqa: E402
@@ -365,9 +373,7 @@ def test_bad_data_found_by_an_actor_is_bad_input(
     BadInputError (exit 2 on the CLI), and the sink is not created."""
     lake = copy_lake()
     bad = lake / "region=south" / "part-1.parquet"
-    data = bytearray(bad.read_bytes())
-    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])  # the first page header
-    bad.write_bytes(bytes(data))
+    corrupt_first_page(bad)
     sink = tmp_path / "scores"
     with pytest.raises(BadInputError, match=re.escape(str(bad))):
         engine.score(model_file, lake, sink, id_column=ID, cluster="ray")

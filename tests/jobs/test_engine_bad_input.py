@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from scoring_helpers import ID, error_line, read_sink, run_ids, snapshot
+from scoring_helpers import ID, corrupt_first_page, error_line, read_sink, run_ids, snapshot
 
 from engine import score
 
@@ -264,9 +264,7 @@ def test_corrupt_data_page_fails_without_touching_the_sink(
     area, no failed run record); a sink that did not exist is not created."""
     lake = copy_lake()
     bad = lake / "region=south" / "part-1.parquet"
-    data = bytearray(bad.read_bytes())
-    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])  # the first page header (the id column)
-    bad.write_bytes(bytes(data))
+    corrupt_first_page(bad)  # the first page header (the id column)
     before = read_sink(committed_sink)
     tree = snapshot(committed_sink)
     runs = run_ids(committed_sink)
