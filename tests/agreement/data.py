@@ -295,8 +295,12 @@ def rows(draw: st.DrawFn, info: DataInfo, max_rows: int = 30) -> np.ndarray:
             st.sampled_from(special),  # twice: weights thresholds and specials up
             st.floats(-4.0, 4.0, width=32),
             st.floats(
+                # A model that refuses inf (scikit-learn) also refuses a finite value its
+                # scalers overflow to inf (3e38 / 0.5): keep those far from float32's max.
+                min_value=None if info.inf else -(2.0**100),
+                max_value=None if info.inf else 2.0**100,
                 width=32,
-                allow_nan=info.nan,
+                allow_nan=info.nan and info.inf,  # bounded: NaN comes from the specials
                 allow_infinity=info.inf and (info.category_inf or not is_category),
             ),
         )
