@@ -17,6 +17,7 @@ from typing import Any
 
 import kernels
 from cluster import Executor, TaskFailed, make_executor
+from engine.delta_sink import DeltaSink, is_delta_table, run_output_schema
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
@@ -85,6 +86,10 @@ def run_job(
     files = scan_source(spec.source, features, spec.id_column)
     sink_path = Path(spec.sink)
     check_sink(sink_path)
+    sink = open_sink(sink_path, spec.format)
+    if isinstance(sink, DeltaSink):  # an incompatible table is bad input, found before writing
+        id_field = files[0].schema.field(spec.id_column) if spec.id_column else None
+        sink.check(run_output_schema(forest, id_field))
     tasks = plan_tasks(files, task_rows=spec.task_rows)
     fingerprint = job_fingerprint(
         model_sha256=forest.sha256,
@@ -93,7 +98,6 @@ def run_job(
         id_column=spec.id_column,
         features=features,
     )
-    sink = Sink(sink_path)
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
 
     if sink.is_committed(run_id) and not (sink.staging_root / run_id).exists():
@@ -120,6 +124,7 @@ def run_job(
         "features": features,
         "backend": kernel.backend,
         "cluster": spec.cluster,
+        "format": spec.format,
     }
     with contextlib.ExitStack() as cleanup:
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
@@ -192,6 +197,15 @@ def run_job(
             staging.commit({results[t.task_id].part for t in tasks}, record)
     log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
     return _result_from_record(run_id, sink_path, record, started)
+
+
+def open_sink(path: Path, fmt: str) -> Sink:
+    """The sink of ``fmt`` at ``path``; a Delta table is never written as a Parquet sink."""
+    if fmt == "delta":
+        return DeltaSink(path)
+    if is_delta_table(path):
+        raise BadInputError(f"sink {path} is a Delta table: use --format delta")
+    return Sink(path)
 
 
 def _record(

@@ -25,7 +25,7 @@ from typing import Any
 
 from engine.errors import BadInputError
 
-FORMATS = ("parquet",)
+FORMATS = ("parquet", "delta")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,11 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         "ray://HOST:PORT (an existing Ray cluster)",
     )
     p.add_argument("--backend", default="auto", help="auto | numba | cuda")
-    p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
+    p.add_argument(
+        "--format",
+        default="parquet", choices=["parquet", "delta"],
+        help="sink format: parquet (a directory per run) or delta (a Delta table)",
+    )
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     p.add_argument(
         "--column",
