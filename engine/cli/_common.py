@@ -26,7 +26,8 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto | numba | cuda")
     p.add_argument(
         "--format",
-        default="parquet", choices=["parquet", "delta"],
+        default="parquet",
+        choices=["parquet", "delta"],
         help="sink format: parquet (a directory per run) or delta (a Delta table)",
     )
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
