@@ -22,7 +22,7 @@ from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
-from engine.source import scan_source
+from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import Sink, check_sink, new_run_id
 from engine.stats import ColumnSummary
@@ -83,7 +83,14 @@ def run_job(
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, spec.columns)
-    files = scan_source(spec.source, features, spec.id_column)
+    scan = open_source(
+        spec.source,
+        features,
+        spec.id_column,
+        version=spec.source_version,
+        timestamp=spec.source_timestamp,
+    )
+    files = scan.files
     sink_path = Path(spec.sink)
     check_sink(sink_path)
     sink = open_sink(sink_path, spec.format)
@@ -119,6 +126,7 @@ def run_job(
         "model": spec.model,
         "model_sha256": forest.sha256,
         "source": spec.source,
+        "source_version": scan.delta_version,
         "sink": spec.sink,
         "id_column": spec.id_column,
         "features": features,

@@ -58,6 +58,9 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    source_version, source_timestamp
+        Time travel on a Delta source: score this version of the table, or the version
+        current at this ISO 8601 time (UTC when it names no zone). The latest by default.
     """
 
     model: str
@@ -73,6 +76,8 @@ class JobSpec:
     task_rows: int = 262_144
     workers: int = 2
     trust_pickle: bool = False
+    source_version: int | None = None
+    source_timestamp: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -81,6 +86,16 @@ class JobSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInputError(f"{name}: must be a positive integer, got {value!r}")
+        if self.source_version is not None and (
+            not isinstance(self.source_version, int)
+            or isinstance(self.source_version, bool)
+            or self.source_version < 0
+        ):
+            raise BadInputError(
+                f"source_version: must be a non-negative integer, got {self.source_version!r}"
+            )
+        if self.source_version is not None and self.source_timestamp is not None:
+            raise BadInputError("source_version and source_timestamp: give one, not both")
         if not isinstance(self.columns, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
@@ -101,6 +116,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "task_rows": int,
     "workers": int,
     "trust_pickle": bool,
+    "source_version": int,
+    "source_timestamp": str,
 }
 _PATH_FIELDS = ("model", "source", "sink")
 _REQUIRED = ("model", "source", "sink")

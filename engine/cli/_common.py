@@ -32,6 +32,18 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
     p.add_argument(
+        "--source-version",
+        dest="source_version",
+        type=int,
+        help="score this version of a Delta source (time travel)",
+    )
+    p.add_argument(
+        "--source-timestamp",
+        dest="source_timestamp",
+        metavar="ISO",
+        help="score the version of a Delta source current at this time (UTC unless zoned)",
+    )
+    p.add_argument(
         "--column",
         dest="columns",
         action="append",

@@ -49,6 +49,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         workers=args.workers,
         trust_pickle=args.trust_pickle,
+        source_version=args.source_version,
+        source_timestamp=args.source_timestamp,
     )
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
