@@ -17,14 +17,15 @@ from typing import Any
 
 import kernels
 from cluster import Executor, TaskFailed, make_executor
-from engine.delta_sink import DeltaSink, is_delta_table, run_output_schema
+from engine.delta_sink import DeltaSink
 from engine.errors import BadInputError, ExecutionError, LakescoreError
 from engine.features import resolve_features
+from engine.lake_options import LakeOptions
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
 from engine.source import open_source
 from engine.spec import JobSpec
-from engine.staging import Sink, check_sink, new_run_id
+from engine.staging import check_sink, new_run_id
 from engine.stats import ColumnSummary
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 
@@ -83,27 +84,34 @@ def run_job(
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, spec.columns)
+    lake = LakeOptions.of(spec)
     scan = open_source(
         spec.source,
         features,
         spec.id_column,
         version=spec.source_version,
         timestamp=spec.source_timestamp,
+        filter=lake.row_filter,
     )
     files = scan.files
     sink_path = Path(spec.sink)
     check_sink(sink_path)
-    sink = open_sink(sink_path, spec.format)
+    id_field = files[0].schema.field(spec.id_column) if spec.id_column else None
+    output = lake.output_schema(forest, id_field)
+    lake.check_source(files, output)
+    sink = lake.open_sink(sink_path, spec.format)
     if isinstance(sink, DeltaSink):  # an incompatible table is bad input, found before writing
-        id_field = files[0].schema.field(spec.id_column) if spec.id_column else None
-        sink.check(run_output_schema(forest, id_field))
-    tasks = plan_tasks(files, task_rows=spec.task_rows)
+        sink.check(output)
+    tasks = plan_tasks(files, task_rows=spec.task_rows, filter=lake.row_filter)
+    if not tasks:
+        raise BadInputError(f"source {spec.source}: no row group can match --filter {spec.filter}")
     fingerprint = job_fingerprint(
         model_sha256=forest.sha256,
         source=str(Path(spec.source).resolve()),
         files=files,
         id_column=spec.id_column,
         features=features,
+        extra=lake.fingerprint(),
     )
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
 
@@ -155,6 +163,8 @@ def run_job(
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
+                partition_by=lake.partition_by,
+                run_dir_in_partition=spec.format == "parquet" and bool(lake.partition_by),
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
@@ -202,18 +212,10 @@ def run_job(
             finally:
                 bar.close()
             record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
-            staging.commit({results[t.task_id].part for t in tasks}, record)
+            parts = {p for t in tasks for p in results[t.task_id].part_paths()}
+            staging.commit(parts, record)
     log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
     return _result_from_record(run_id, sink_path, record, started)
-
-
-def open_sink(path: Path, fmt: str) -> Sink:
-    """The sink of ``fmt`` at ``path``; a Delta table is never written as a Parquet sink."""
-    if fmt == "delta":
-        return DeltaSink(path)
-    if is_delta_table(path):
-        raise BadInputError(f"sink {path} is a Delta table: use --format delta")
-    return Sink(path)
 
 
 def _record(

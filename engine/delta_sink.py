@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import BadInputError, ExecutionError
-from engine.source import one_line
+from engine.source import hive_partition, one_line
 from engine.staging import RunStaging, Sink
 
 log = logging.getLogger("lakescore.delta_sink")
@@ -86,8 +86,16 @@ class DeltaSink(Sink):
 
     format = "delta"
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        partition_by: tuple[str, ...] = (),
+        overwrite: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
         super().__init__(root)
+        self.partition_by = partition_by
+        #: the partition a backfill replaces (removed in the transaction that adds the run)
+        self.overwrite = overwrite
         self._committed: set[str] = set()
 
     def committed_dir(self, run_id: str) -> Path:
@@ -138,6 +146,12 @@ class DeltaSink(Sink):
                 f"sink {self.root}: Delta table schema {_describe(have)} differs from the "
                 f"run's output {_describe(wanted)}"
             )
+        partitioned = list(table.metadata().partition_columns)
+        if partitioned != list(self.partition_by):
+            raise BadInputError(
+                f"sink {self.root}: Delta table is partitioned by {partitioned}, "
+                f"not {list(self.partition_by)}"
+            )
 
     def staging_runs(self) -> list[str]:
         if not self.staging_root.is_dir():
@@ -158,17 +172,30 @@ class DeltaSink(Sink):
 
         adds, schema = self._add_actions(parts)
         props = CommitProperties(app_transactions=[Transaction(run_id, TXN_VERSION)])
+        partition_by = list(self.partition_by) or None
+        mode = "overwrite" if self.overwrite is not None else "append"
+        replace = [(c, "=", v) for c, v in self.overwrite] if self.overwrite else None
         for attempt in range(COMMIT_ATTEMPTS):
             if self.is_committed(run_id):
                 return
             try:
                 if not is_delta_table(self.root):
                     create_table_with_add_actions(
-                        str(self.root), schema, adds, mode="append", commit_properties=props
+                        str(self.root),
+                        schema,
+                        adds,
+                        mode="append",
+                        partition_by=partition_by,
+                        commit_properties=props,
                     )
                 else:
                     DeltaTable(str(self.root)).create_write_transaction(
-                        adds, mode="append", schema=schema, commit_properties=props
+                        adds,
+                        mode=mode,
+                        schema=schema,
+                        partition_by=partition_by,
+                        partition_filters=replace,
+                        commit_properties=props,
                     )
                 self._committed.add(run_id)
                 return
@@ -186,11 +213,12 @@ class DeltaSink(Sink):
             meta = pq.read_metadata(part)
             schema = schema or meta.schema.to_arrow_schema()
             stat = part.stat()
+            relpath = part.relative_to(self.root).as_posix()
             adds.append(
                 AddAction(
-                    part.relative_to(self.root).as_posix(),
+                    relpath,
                     stat.st_size,
-                    {},
+                    hive_partition(relpath),
                     stat.st_mtime_ns // 1_000_000,
                     True,
                     json.dumps({"numRecords": meta.num_rows}),
@@ -198,7 +226,8 @@ class DeltaSink(Sink):
             )
         if schema is None:
             raise ExecutionError(f"sink {self.root}: a run without parts cannot be committed")
-        return adds, delta_schema(schema)
+        columns = [pa.field(name, pa.string()) for name in self.partition_by]
+        return adds, delta_schema(pa.schema([*plain_schema(schema), *columns]))
 
 
 class DeltaRunStaging(RunStaging):
@@ -212,13 +241,15 @@ class DeltaRunStaging(RunStaging):
     def commit(self, expected_parts: set[str], run_record: dict[str, Any]) -> None:
         """The Delta transaction is the commit point; the rest rolls forward."""
         if not self.sink.is_committed(self.run_id):
-            present = {p.name for p in self.data_dir.glob("part-*.parquet")}
+            present = {
+                p.relative_to(self.data_dir).as_posix()
+                for p in self.data_dir.rglob("part-*.parquet")
+            }
             if not expected_parts <= present:
                 missing = sorted(expected_parts - present)[:3]
                 raise ExecutionError(f"run {self.run_id}: staged parts missing: {missing}")
-            for stray in self.data_dir.iterdir():  # temporary files of killed writers
-                if stray.name not in expected_parts:
-                    stray.unlink()
+            for stray in self.data_dir.rglob(".*.tmp"):  # temporary files of killed writers
+                stray.unlink()
             self.sink.commit_parts(self.run_id, [self.data_dir / p for p in expected_parts])
         self.finish(run_record)
 

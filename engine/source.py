@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import BadInputError
+from engine.filters import Expr, simplify
 
 
 def is_numeric(dtype: pa.DataType) -> bool:
@@ -71,7 +73,7 @@ def hive_partition(relpath: str) -> dict[str, str | None]:
     for part in relpath.split("/")[:-1]:
         key, sep, value = part.partition("=")
         if sep and key:
-            values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else value
+            values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
     return values
 
 
@@ -132,22 +134,38 @@ def open_source(
     *,
     version: int | None = None,
     timestamp: str | None = None,
+    filter: Expr | None = None,
 ) -> SourceScan:
-    """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``)."""
+    """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``).
+
+    Files whose partition values rule ``filter`` out are dropped before they are opened.
+    """
     from engine import delta_source
 
     delta_version = None
     if delta_source.is_delta_source(source):
         snapshot = delta_source.open_snapshot(source, version=version, timestamp=timestamp)
         delta_version = snapshot.version
-        files = [read_footer(p, snapshot.root, values) for p, values in snapshot.files]
+        files = [
+            read_footer(p, snapshot.root, values)
+            for p, values in snapshot.files
+            if _may_match(filter, values)
+        ]
+        listed = len(snapshot.files)
     else:
         if version is not None or timestamp is not None:
             raise BadInputError(
                 f"source {source}: --source-version/--source-timestamp need a Delta table"
             )
         root, paths = list_parquet_files(source)
-        files = [read_footer(p, root) for p in paths]
+        files = [
+            read_footer(p, root)
+            for p in paths
+            if _may_match(filter, hive_partition(p.relative_to(root).as_posix()))
+        ]
+        listed = len(paths)
+    if filter is not None and listed and not files:
+        raise BadInputError(f"source {source}: no partition matches --filter {filter}")
     for f in files:
         check_columns(f, features, id_column)
     if id_column is not None and files:
@@ -162,6 +180,10 @@ def open_source(
     if sum(f.num_rows for f in files) == 0:
         raise BadInputError(f"source {source}: no rows to score ({len(files)} file(s))")
     return SourceScan(files, delta_version)
+
+
+def _may_match(expr: Expr | None, partition: dict[str, str | None]) -> bool:
+    return expr is None or simplify(expr, partition) is not False
 
 
 def one_line(exc: BaseException) -> str:

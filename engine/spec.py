@@ -61,6 +61,13 @@ class JobSpec:
     source_version, source_timestamp
         Time travel on a Delta source: score this version of the table, or the version
         current at this ISO 8601 time (UTC when it names no zone). The latest by default.
+    filter
+        Rows to score (``region = 'north' and age >= 18``: comparisons, and/or/not, in,
+        is null); pushed down to the source's partitions and row group statistics.
+    partition_by
+        Output partition columns: ``COL`` (a source column) or ``COL=VALUE`` (a constant).
+    overwrite_partition
+        Replace this one output partition (``score_date = '2026-11-01'``) with the run.
     """
 
     model: str
@@ -78,6 +85,9 @@ class JobSpec:
     trust_pickle: bool = False
     source_version: int | None = None
     source_timestamp: str | None = None
+    filter: str | None = None
+    partition_by: list[str] = field(default_factory=list)
+    overwrite_partition: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -96,6 +106,10 @@ class JobSpec:
             )
         if self.source_version is not None and self.source_timestamp is not None:
             raise BadInputError("source_version and source_timestamp: give one, not both")
+        if not isinstance(self.partition_by, list | tuple) or not all(
+            isinstance(c, str) for c in self.partition_by
+        ):
+            raise BadInputError("partition_by: must be a list of COL or COL=VALUE strings")
         if not isinstance(self.columns, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
@@ -118,6 +132,9 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "trust_pickle": bool,
     "source_version": int,
     "source_timestamp": str,
+    "filter": str,
+    "partition_by": list,
+    "overwrite_partition": str,
 }
 _PATH_FIELDS = ("model", "source", "sink")
 _REQUIRED = ("model", "source", "sink")

@@ -150,7 +150,10 @@ class RunStaging:
                 result = read_task_record(record)
             except (ValueError, TypeError, OSError):
                 continue  # a torn record: redo the task
-            if (self.data_dir / result.part).exists() or self.sink.is_committed(self.run_id):
+            parts = result.part_paths()
+            if all((self.data_dir / p).exists() for p in parts) or self.sink.is_committed(
+                self.run_id
+            ):
                 done[result.task_id] = result
         return done
 

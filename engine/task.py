@@ -19,10 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import kernels
-from engine._fsutil import atomic_write_json, temp_path_for
+from engine import filters
+from engine._fsutil import atomic_write_json
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
 from engine.outputs import score_batch, score_fields
+from engine.part_writer import PartWriters
+from engine.partitions import PartitionColumn
 from engine.plan import ScoreTask
 from engine.source import one_line
 from engine.stats import ColumnSummary
@@ -45,6 +48,9 @@ class WorkerConfig:
     tasks_dir: str
     batch_rows: int
     trust_pickle: bool = False
+    #: output partition columns; the Parquet sink nests the run id under the partition
+    partition_by: tuple[PartitionColumn, ...] = ()
+    run_dir_in_partition: bool = False
 
 
 @dataclass
@@ -55,6 +61,11 @@ class TaskResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: summary statistics (``ColumnSummary.to_dict``) by output column
     stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: every part's path under the data directory (``part`` is the first)
+    parts: list[str] = field(default_factory=list)
+
+    def part_paths(self) -> list[str]:
+        return self.parts or ([self.part] if self.part else [])
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -94,16 +105,27 @@ class ScoringWorker:
 
     def __call__(self, task: ScoreTask) -> TaskResult:
         cfg = self.config
-        part = Path(cfg.data_dir) / f"part-{task.task_id}.parquet"
-        tmp = temp_path_for(part)
         seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0}
         summaries: dict[str, ColumnSummary] = {}
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
+        writers = PartWriters(
+            Path(cfg.data_dir),
+            task.task_id,
+            partition_by=cfg.partition_by,
+            source_partition=dict(task.partition),
+            run_dir=cfg.run_id if cfg.run_dir_in_partition else None,
+            open_writer=_part_writer,
+        )
+        extra = [
+            *writers.data_columns(),
+            *sorted(filters.columns(task.filter) if task.filter else ()),
+        ]
         columns = list(
-            dict.fromkeys([*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else [])])
+            dict.fromkeys(
+                [*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else []), *extra]
+            )
         )
         rows = 0
-        writer: pq.ParquetWriter | None = None
         try:
             batches = _read_batches(task, columns, cfg.batch_rows)
             while True:
@@ -117,10 +139,7 @@ class ScoringWorker:
                 t2 = time.perf_counter()
                 scores = score_batch(self.kernel, X)
                 t3 = time.perf_counter()
-                table = self._output_table(task, batch, scores, rows)
-                if writer is None:
-                    writer = _part_writer(tmp, table.schema)
-                writer.write_table(table)
+                writers.write(self._output_table(task, batch, scores, rows), batch)
                 t4 = time.perf_counter()
                 for name, values in scores.items():
                     if values.dtype.kind in "fiu":  # a label named by strings has no mean
@@ -131,24 +150,18 @@ class ScoringWorker:
                 seconds["kernel"] += t3 - t2
                 seconds["write"] += t4 - t3
                 rows += batch.num_rows
-            if writer is None:  # a task always covers rows, but be exact if a file lied
-                writer = _part_writer(tmp, self._output_schema(task))
-            writer.close()
-            writer = None
-            _fsync_file(tmp)
-            os.replace(tmp, part)
+            parts = writers.finish(lambda: self._output_schema(task))
         finally:
-            if writer is not None:
-                writer.close()
-            tmp.unlink(missing_ok=True)
-        if rows != task.num_rows:
+            writers.abort()
+        if rows != task.num_rows and task.filter is None:
             raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
         result = TaskResult(
             task_id=task.task_id,
             rows=rows,
-            part=part.name,
+            part=parts[0] if parts else "",
             seconds={k: round(v, 6) for k, v in seconds.items()},
             stats={name: s.to_dict() for name, s in summaries.items()},
+            parts=parts,
         )
         atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
@@ -187,14 +200,32 @@ class ScoringWorker:
 
 
 def _read_batches(task: ScoreTask, columns: list[str], batch_rows: int):
-    """Record batches of the task's row groups; read errors name the file."""
+    """Record batches of the task's row groups; read errors name the file.
+
+    With a filter, Arrow's scanner reads them: it skips row groups whose statistics rule
+    the filter out and drops the rows that fail it.
+    """
     try:
+        if task.filter is not None:
+            yield from _filtered_batches(task, columns, batch_rows)
+            return
         pf = pq.ParquetFile(task.path)
         yield from pf.iter_batches(
             batch_size=batch_rows, row_groups=list(task.row_groups), columns=columns
         )
     except (pa.ArrowException, OSError) as exc:
         raise BadInputError(f"{task.path}: cannot read Parquet data ({one_line(exc)})") from None
+
+
+def _filtered_batches(task: ScoreTask, columns: list[str], batch_rows: int):
+    import pyarrow.dataset as ds
+    from pyarrow import fs
+
+    fragment = ds.ParquetFileFormat().make_fragment(
+        task.path, filesystem=fs.LocalFileSystem(), row_groups=list(task.row_groups)
+    )
+    expr = filters.to_arrow(task.filter)
+    yield from fragment.to_batches(columns=columns, filter=expr, batch_size=batch_rows)
 
 
 def _part_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:

@@ -44,6 +44,25 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         help="score the version of a Delta source current at this time (UTC unless zoned)",
     )
     p.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="score only matching rows: comparisons, and/or/not, in (...), is [not] null",
+    )
+    p.add_argument(
+        "--partition-by",
+        dest="partition_by",
+        action="append",
+        default=[],
+        metavar="COL[=VALUE]",
+        help="partition the output by a source column, or by a constant COL=VALUE (repeatable)",
+    )
+    p.add_argument(
+        "--overwrite-partition",
+        dest="overwrite_partition",
+        metavar="EXPR",
+        help="replace this output partition with the run (e.g. \"score_date = '2026-11-01'\")",
+    )
+    p.add_argument(
         "--column",
         dest="columns",
         action="append",

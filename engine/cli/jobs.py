@@ -51,6 +51,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
         source_version=args.source_version,
         source_timestamp=args.source_timestamp,
+        filter=args.filter,
+        partition_by=args.partition_by,
+        overwrite_partition=args.overwrite_partition,
     )
     result = run_job(spec, progress=not args.quiet)
     print_summary(result, args.json)
