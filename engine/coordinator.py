@@ -27,6 +27,7 @@ from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import check_sink, new_run_id
 from engine.stats import ColumnSummary
+from engine.storage import Storage, is_uri, local_copy
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 
 log = logging.getLogger("lakescore.coordinator")
@@ -79,8 +80,10 @@ def run_job(
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
     # Plan: every check that can fail on bad input runs before anything is written.
+    storage = Storage.of(spec.storage)
+    model_path = str(local_copy(spec.model, storage)) if is_uri(spec.model) else spec.model
     try:
-        forest = kernels.load_model(spec.model, trust_pickle=spec.trust_pickle)
+        forest = kernels.load_model(model_path, trust_pickle=spec.trust_pickle)
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, spec.columns)
@@ -92,22 +95,24 @@ def run_job(
         version=spec.source_version,
         timestamp=spec.source_timestamp,
         filter=lake.row_filter,
+        storage=storage,
     )
     files = scan.files
-    sink_path = Path(spec.sink)
-    check_sink(sink_path)
+    sink_path = spec.sink if is_uri(spec.sink) else Path(spec.sink)
+    if not is_uri(spec.sink):
+        check_sink(Path(spec.sink))
     id_field = files[0].schema.field(spec.id_column) if spec.id_column else None
     output = lake.output_schema(forest, id_field)
     lake.check_source(files, output)
-    sink = lake.open_sink(sink_path, spec.format)
+    sink = lake.open_sink(sink_path, spec.format, storage)
     if isinstance(sink, DeltaSink):  # an incompatible table is bad input, found before writing
         sink.check(output)
-    tasks = plan_tasks(files, task_rows=spec.task_rows, filter=lake.row_filter)
+    tasks = plan_tasks(files, task_rows=spec.task_rows, filter=lake.row_filter, storage=storage)
     if not tasks:
         raise BadInputError(f"source {spec.source}: no row group can match --filter {spec.filter}")
     fingerprint = job_fingerprint(
         model_sha256=forest.sha256,
-        source=str(Path(spec.source).resolve()),
+        source=spec.source if is_uri(spec.source) else str(Path(spec.source).resolve()),
         files=files,
         id_column=spec.id_column,
         features=features,
@@ -153,18 +158,19 @@ def run_job(
         with sink.staging(run_id) as staging:
             staging.start(fingerprint, job_doc)
             config = WorkerConfig(
-                model_path=spec.model,
+                model_path=model_path,
                 model_sha256=forest.sha256,
                 backend=kernel.backend,
                 feature_columns=tuple(features.values()),
                 id_column=spec.id_column,
                 run_id=run_id,
-                data_dir=str(staging.data_dir),
+                data_dir=staging.data_location(),
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
                 partition_by=lake.partition_by,
                 run_dir_in_partition=spec.format == "parquet" and bool(lake.partition_by),
+                storage=storage,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
@@ -255,7 +261,7 @@ def _record(
 
 
 def _result_from_record(
-    run_id: str, sink: Path, record: dict[str, Any], started: float
+    run_id: str, sink: Path | str, record: dict[str, Any], started: float
 ) -> ScoreResult:
     return ScoreResult(
         run_id=run_id,

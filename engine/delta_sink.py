@@ -97,6 +97,12 @@ class DeltaSink(Sink):
         #: the partition a backfill replaces (removed in the transaction that adds the run)
         self.overwrite = overwrite
         self._committed: set[str] = set()
+        #: where the table is (a local path, or an ``s3://`` URI in a subclass)
+        self.table_uri = str(self.root)
+        self.storage_options: dict[str, str] | None = None
+
+    def table_exists(self) -> bool:
+        return is_delta_table(self.root)
 
     def committed_dir(self, run_id: str) -> Path:
         return self.root / run_id
@@ -104,13 +110,13 @@ class DeltaSink(Sink):
     def table(self) -> Any | None:
         from deltalake import DeltaTable
 
-        if not is_delta_table(self.root):
+        if not self.table_exists():
             return None
         try:
-            return DeltaTable(str(self.root))
+            return DeltaTable(self.table_uri, storage_options=self.storage_options)
         except Exception as exc:
             raise BadInputError(
-                f"sink {self.root}: not a readable Delta table ({one_line(exc)})"
+                f"sink {self.table_uri}: not a readable Delta table ({one_line(exc)})"
             ) from None
 
     def is_committed(self, run_id: str) -> bool:
@@ -125,16 +131,13 @@ class DeltaSink(Sink):
     def check(self, output: pa.Schema) -> None:
         """Before anything is written: the sink is a Delta table (or nothing yet) whose
         schema is exactly the run's output schema."""
-        if self.root.is_dir() and not is_delta_table(self.root):
+        if not self.table_exists():
             staged = set(self.staging_runs())  # parts of a table's first, unfinished run
-            data = [
-                p.name
-                for p in self.root.iterdir()
-                if not p.name.startswith(("_", ".")) and p.name not in staged
-            ]
+            data = [n for n in self.top_level_names() if n not in staged]
             if data:
                 raise BadInputError(
-                    f"sink {self.root}: not a Delta table (no {DELTA_LOG}/) but holds {data[0]}"
+                    f"sink {self.table_uri}: not a Delta table (no {DELTA_LOG}/) "
+                    f"but holds {data[0]}"
                 )
         wanted = delta_schema(output)
         table = self.table()
@@ -143,15 +146,21 @@ class DeltaSink(Sink):
         have = table.schema()
         if _describe(have) != _describe(wanted):
             raise BadInputError(
-                f"sink {self.root}: Delta table schema {_describe(have)} differs from the "
+                f"sink {self.table_uri}: Delta table schema {_describe(have)} differs from the "
                 f"run's output {_describe(wanted)}"
             )
         partitioned = list(table.metadata().partition_columns)
         if partitioned != list(self.partition_by):
             raise BadInputError(
-                f"sink {self.root}: Delta table is partitioned by {partitioned}, "
+                f"sink {self.table_uri}: Delta table is partitioned by {partitioned}, "
                 f"not {list(self.partition_by)}"
             )
+
+    def top_level_names(self) -> list[str]:
+        """Names of the data entries at the top of the sink (not ``_``/``.`` ones)."""
+        if not self.root.is_dir():
+            return []
+        return [p.name for p in self.root.iterdir() if not p.name.startswith(("_", "."))]
 
     def staging_runs(self) -> list[str]:
         if not self.staging_root.is_dir():
@@ -161,7 +170,7 @@ class DeltaSink(Sink):
     def staging(self, run_id: str) -> DeltaRunStaging:
         return DeltaRunStaging(self, run_id)
 
-    def commit_parts(self, run_id: str, parts: list[Path]) -> None:
+    def commit_parts(self, run_id: str, parts: list[Path] | list[str]) -> None:
         """Add ``parts`` (files under the table root) in one transaction tagged ``run_id``."""
         from deltalake import DeltaTable
         from deltalake.transaction import (
@@ -179,17 +188,19 @@ class DeltaSink(Sink):
             if self.is_committed(run_id):
                 return
             try:
-                if not is_delta_table(self.root):
+                if not self.table_exists():
                     create_table_with_add_actions(
-                        str(self.root),
+                        self.table_uri,
                         schema,
                         adds,
                         mode="append",
                         partition_by=partition_by,
+                        storage_options=self.storage_options,
                         commit_properties=props,
                     )
                 else:
-                    DeltaTable(str(self.root)).create_write_transaction(
+                    table = DeltaTable(self.table_uri, storage_options=self.storage_options)
+                    table.create_write_transaction(
                         adds,
                         mode=mode,
                         schema=schema,
@@ -204,28 +215,33 @@ class DeltaSink(Sink):
                 last = exc
         raise ExecutionError(f"run {run_id}: Delta commit failed: {one_line(last)}")
 
-    def _add_actions(self, parts: list[Path]) -> tuple[list[Any], Any]:
+    def part_info(self, part: Path | str) -> tuple[str, int, int, Any]:
+        """``(path under the table, size, mtime in ms, Parquet metadata)`` of a part."""
+        path = Path(part)
+        stat = path.stat()
+        meta = pq.read_metadata(path)
+        return path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime_ns // 10**6, meta
+
+    def _add_actions(self, parts: list[Path] | list[str]) -> tuple[list[Any], Any]:
         from deltalake.transaction import AddAction
 
         adds = []
         schema: pa.Schema | None = None
-        for part in sorted(parts):
-            meta = pq.read_metadata(part)
+        for part in sorted(parts, key=str):
+            relpath, size, mtime_ms, meta = self.part_info(part)
             schema = schema or meta.schema.to_arrow_schema()
-            stat = part.stat()
-            relpath = part.relative_to(self.root).as_posix()
             adds.append(
                 AddAction(
                     relpath,
-                    stat.st_size,
+                    size,
                     hive_partition(relpath),
-                    stat.st_mtime_ns // 1_000_000,
+                    mtime_ms,
                     True,
                     json.dumps({"numRecords": meta.num_rows}),
                 )
             )
         if schema is None:
-            raise ExecutionError(f"sink {self.root}: a run without parts cannot be committed")
+            raise ExecutionError(f"sink {self.table_uri}: a run without parts cannot be committed")
         columns = [pa.field(name, pa.string()) for name in self.partition_by]
         return adds, delta_schema(pa.schema([*plain_schema(schema), *columns]))
 

@@ -11,6 +11,7 @@ are refused rather than scored wrongly.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import unquote
 
 from engine.errors import BadInputError
 from engine.source import one_line
+from engine.storage import is_uri
 
 DELTA_LOG = "_delta_log"
 #: reader features whose tables cannot be read file by file
@@ -28,12 +30,20 @@ _UNSUPPORTED_FEATURES = ("deletionVectors", "columnMapping")
 class DeltaSnapshot:
     """One version of a Delta table: its data files and each file's partition values."""
 
-    root: Path
+    root: str
     version: int
-    files: list[tuple[Path, dict[str, str | None]]]
+    #: (path or URI, its path under the root, partition values)
+    files: list[tuple[str, str, dict[str, str | None]]]
 
 
-def is_delta_source(source: str) -> bool:
+def is_delta_source(source: str, storage_options: dict[str, str] | None = None) -> bool:
+    if is_uri(source):
+        from deltalake import DeltaTable
+
+        try:
+            return DeltaTable.is_deltatable(source, storage_options=storage_options)
+        except Exception:  # an unreachable store is reported when the source is listed
+            return False
     return (Path(source) / DELTA_LOG).is_dir()
 
 
@@ -49,7 +59,11 @@ def parse_timestamp(text: str) -> dt.datetime:
 
 
 def open_snapshot(
-    source: str, *, version: int | None = None, timestamp: str | None = None
+    source: str,
+    *,
+    version: int | None = None,
+    timestamp: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> DeltaSnapshot:
     """The files of ``source`` at ``version`` or ``timestamp`` (the latest by default)."""
     from deltalake import DeltaTable
@@ -57,7 +71,7 @@ def open_snapshot(
     if version is not None and timestamp is not None:
         raise BadInputError("--source-version and --source-timestamp: give one, not both")
     try:
-        table = DeltaTable(source)
+        table = DeltaTable(source, storage_options=storage_options)
     except Exception as exc:  # deltalake's errors come from Rust with several types
         raise BadInputError(
             f"source {source}: not a readable Delta table ({one_line(exc)})"
@@ -69,7 +83,7 @@ def open_snapshot(
         elif timestamp is not None:
             when = parse_timestamp(timestamp)
             table.load_as_version(when)
-            _check_not_before_the_table(source, table, when)
+            _check_not_before_the_table(source, table, when, storage_options)
     except BadInputError:
         raise
     except Exception as exc:
@@ -78,23 +92,25 @@ def open_snapshot(
             f"source {source}: no {asked} (versions 0..{latest}; {one_line(exc)})"
         ) from None
     _check_protocol(source, table)
-    root = Path(source)
+    root = source.rstrip("/") if is_uri(source) else os.path.abspath(source)
     partitions = _partition_values(table)
     files = []
     for uri in table.file_uris():
-        path = Path(uri)
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-        files.append((path, partitions.get(rel, {})))
+        rel = uri[len(root) + 1 :] if uri.startswith(root + "/") else uri.rsplit("/", 1)[-1]
+        files.append((uri, rel, partitions.get(rel, {})))
     return DeltaSnapshot(root=root, version=table.version(), files=sorted(files))
 
 
-def _check_not_before_the_table(source: str, table: Any, when: dt.datetime) -> None:
+def _check_not_before_the_table(
+    source: str, table: Any, when: dt.datetime, storage_options: dict[str, str] | None
+) -> None:
     """deltalake answers version 0 for a time before the table existed: refuse that."""
     from deltalake import DeltaTable
 
     if table.version() != 0:
         return
-    first = min(h["timestamp"] for h in DeltaTable(source).history() if h.get("version") == 0)
+    history = DeltaTable(source, storage_options=storage_options).history()
+    first = min(h["timestamp"] for h in history if h.get("version") == 0)
     if when.timestamp() * 1000 < first:
         created = dt.datetime.fromtimestamp(first / 1000, dt.UTC).isoformat()
         raise BadInputError(f"source {source}: no timestamp {when.isoformat()} (created {created})")

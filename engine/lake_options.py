@@ -17,6 +17,7 @@ from engine.partitions import Overwrite, PartitionColumn, parse_overwrite, parse
 from engine.source import SourceFile
 from engine.spec import JobSpec
 from engine.staging import Sink
+from engine.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,18 @@ class LakeOptions:
         fields = [pa.field(n, pa.string()) for n in self.names]
         return pa.schema([*run_output_schema(forest, id_field), *fields])
 
-    def open_sink(self, path: Path, fmt: str) -> Sink:
+    def open_sink(self, path: Path | str, fmt: str, storage: Storage) -> Sink:
         """The sink of ``fmt`` at ``path``; a layout it cannot extend is bad input."""
+        overwrite = self.overwrite.values if self.overwrite else None
+        if isinstance(path, str):  # an s3:// URI
+            if fmt != "delta":
+                raise BadInputError(
+                    f"sink {path}: object storage has no atomic rename, so lakescore writes "
+                    "only Delta tables there: use --format delta"
+                )
+            from engine.s3_delta_sink import S3DeltaSink
+
+            return S3DeltaSink(path, storage, self.names, overwrite)
         if fmt == "delta":
             return DeltaSink(path, self.names, self.overwrite.values if self.overwrite else None)
         if is_delta_table(path):

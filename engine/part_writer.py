@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,26 +25,32 @@ import pyarrow.parquet as pq
 
 from engine._fsutil import temp_path_for
 from engine.partitions import PartitionColumn, hive_path
+from engine.storage import Storage, fs_and_path, is_uri
 
 
 class PartWriters:
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: str,
         task_id: str,
         *,
         partition_by: tuple[PartitionColumn, ...],
         source_partition: dict[str, str | None],
         run_dir: str | None,
-        open_writer: Callable[[Path, pa.Schema], pq.ParquetWriter],
+        open_writer: Callable[[Any, pa.Schema], pq.ParquetWriter],
+        storage: Storage | None = None,
     ) -> None:
-        self.data_dir = data_dir
+        #: on object storage a part is uploaded straight to its name: an object appears
+        #: whole when its upload completes (there is no rename to wait for)
+        self.remote = is_uri(data_dir)
+        self.data_dir = data_dir.rstrip("/") if self.remote else Path(data_dir)
+        self.storage = storage
         self.name = f"part-{task_id}.parquet"
         self.partition_by = partition_by
         self.source_partition = source_partition
         self.run_dir = run_dir
         self.open_writer = open_writer
-        self._writers: dict[str, tuple[Path, pq.ParquetWriter]] = {}
+        self._writers: dict[str, tuple[Any, pq.ParquetWriter, Any]] = {}
 
     def data_columns(self) -> list[str]:
         """Source columns the partition values are read from (not the source's partitions)."""
@@ -93,12 +100,21 @@ class PartWriters:
             keys[path] = labels == label
         return keys
 
+    def _relpath(self, key: str) -> str:
+        return "/".join(p for p in (key, self.run_dir or "", self.name) if p)
+
     def _writer(self, key: str, schema: pa.Schema) -> pq.ParquetWriter:
         if key not in self._writers:
-            final = self.data_dir / key / (self.run_dir or "") / self.name
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_path_for(final)
-            self._writers[key] = (tmp, self.open_writer(tmp, schema))
+            rel = self._relpath(key)
+            if self.remote:
+                filesystem, where = fs_and_path(f"{self.data_dir}/{rel}", self.storage)
+                stream = filesystem.open_output_stream(where)
+                self._writers[key] = (rel, self.open_writer(stream, schema), stream)
+            else:
+                final = self.data_dir / rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_path_for(final)
+                self._writers[key] = (tmp, self.open_writer(tmp, schema), None)
         return self._writers[key][1]
 
     def finish(self, empty_schema: Callable[[], pa.Schema]) -> list[str]:
@@ -106,18 +122,26 @@ class PartWriters:
         if not self.partition_by and not self._writers:  # an unpartitioned task always has one
             self._writer("", empty_schema())
         parts = []
-        for _, (tmp, writer) in sorted(self._writers.items()):
+        for key, (where, writer, stream) in sorted(self._writers.items()):
             writer.close()
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            final = tmp.with_name(self.name)
-            os.replace(tmp, final)
-            parts.append(final.relative_to(self.data_dir).as_posix())
+            if stream is not None:
+                stream.close()  # completes the upload: the object appears whole
+            else:
+                with open(where, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(where, where.with_name(self.name))
+            parts.append(self._relpath(key))
         self._writers.clear()
         return parts
 
     def abort(self) -> None:
-        for tmp, writer in self._writers.values():
+        """Drop unfinished parts. An upload cannot be cancelled through pyarrow: it ends as
+        an object that no task record names, so no commit ever lists it; the task's retry
+        overwrites it."""
+        for where, writer, stream in self._writers.values():
             writer.close()
-            tmp.unlink(missing_ok=True)
+            if stream is not None:
+                stream.close()
+            else:
+                where.unlink(missing_ok=True)
         self._writers.clear()

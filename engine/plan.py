@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from engine.errors import BadInputError
 from engine.filters import Expr, columns, simplify, to_arrow
 from engine.source import SourceFile, one_line
+from engine.storage import Storage, fs_and_path
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,11 @@ class ScoreTask:
 
 
 def plan_tasks(
-    files: list[SourceFile], *, task_rows: int, filter: Expr | None = None
+    files: list[SourceFile],
+    *,
+    task_rows: int,
+    filter: Expr | None = None,
+    storage: Storage | None = None,
 ) -> list[ScoreTask]:
     """Split every file into runs of whole row groups of about ``task_rows`` rows.
 
@@ -47,7 +52,7 @@ def plan_tasks(
         if residual is False:
             continue
         rest = None if residual is True else residual
-        keep = set(range(len(f.row_group_rows))) if rest is None else _row_groups(f, rest)
+        keep = set(range(len(f.row_group_rows))) if rest is None else _row_groups(f, rest, storage)
         group: list[int] = []
         group_rows = 0
         first_row = 0
@@ -68,17 +73,17 @@ def plan_tasks(
     return tasks
 
 
-def _row_groups(f: SourceFile, expr: Expr) -> set[int]:
+def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
     """Row groups of ``f`` whose statistics do not rule ``expr`` out (Arrow decides)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
-    from pyarrow import fs
 
     for column in sorted(columns(expr)):
         if column not in f.schema.names:
             raise BadInputError(f"{f.path}: filter column {column!r} not found")
     try:
-        fragment = ds.ParquetFileFormat().make_fragment(f.path, filesystem=fs.LocalFileSystem())
+        filesystem, where = fs_and_path(f.path, storage)
+        fragment = ds.ParquetFileFormat().make_fragment(where, filesystem=filesystem)
         kept = fragment.subset(filter=to_arrow(expr), schema=f.schema)
         return {rg.id for rg in kept.row_groups}
     except (pa.ArrowException, TypeError) as exc:

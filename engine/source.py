@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import BadInputError
 from engine.filters import Expr, simplify
+from engine.storage import Storage, check_bucket, is_uri
 
 
 def is_numeric(dtype: pa.DataType) -> bool:
@@ -135,23 +136,50 @@ def open_source(
     version: int | None = None,
     timestamp: str | None = None,
     filter: Expr | None = None,
+    storage: Storage | None = None,
 ) -> SourceScan:
-    """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``).
+    """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``),
+    local or on object storage (``s3://``).
 
     Files whose partition values rule ``filter`` out are dropped before they are opened.
     """
-    from engine import delta_source
+    from engine import delta_source, remote_source
 
+    storage = storage or Storage.of(None)
+    remote = is_uri(source)
+    if remote:
+        check_bucket(source, storage, "source")
     delta_version = None
-    if delta_source.is_delta_source(source):
-        snapshot = delta_source.open_snapshot(source, version=version, timestamp=timestamp)
+    if delta_source.is_delta_source(source, storage.delta_options()):
+        snapshot = delta_source.open_snapshot(
+            source,
+            version=version,
+            timestamp=timestamp,
+            storage_options=storage.delta_options(),
+        )
         delta_version = snapshot.version
-        files = [
-            read_footer(p, snapshot.root, values)
-            for p, values in snapshot.files
-            if _may_match(filter, values)
-        ]
+        kept = [(p, rel, values) for p, rel, values in snapshot.files if _may_match(filter, values)]
+        if remote:
+            infos = remote_source.sizes(storage, [p for p, _, _ in kept])
+            files = [
+                remote_source.read_remote_footer(p, rel, *infos[p], storage, values)
+                for p, rel, values in kept
+            ]
+        else:
+            files = [read_footer(Path(p), Path(snapshot.root), values) for p, _, values in kept]
         listed = len(snapshot.files)
+    elif remote:
+        if version is not None or timestamp is not None:
+            raise BadInputError(
+                f"source {source}: --source-version/--source-timestamp need a Delta table"
+            )
+        objects = remote_source.list_objects(source, storage)
+        files = [
+            remote_source.read_remote_footer(uri, rel, size, mtime, storage)
+            for uri, rel, size, mtime in objects
+            if _may_match(filter, hive_partition(rel))
+        ]
+        listed = len(objects)
     else:
         if version is not None or timestamp is not None:
             raise BadInputError(

@@ -68,6 +68,9 @@ class JobSpec:
         Output partition columns: ``COL`` (a source column) or ``COL=VALUE`` (a constant).
     overwrite_partition
         Replace this one output partition (``score_date = '2026-11-01'``) with the run.
+    storage
+        Where ``s3://`` paths live: ``endpoint_url`` (an S3-compatible store) and
+        ``region``; credentials come from the AWS environment variables or profile only.
     """
 
     model: str
@@ -88,6 +91,7 @@ class JobSpec:
     filter: str | None = None
     partition_by: list[str] = field(default_factory=list)
     overwrite_partition: str | None = None
+    storage: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -135,8 +139,9 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "filter": str,
     "partition_by": list,
     "overwrite_partition": str,
+    "storage": dict,
 }
-_PATH_FIELDS = ("model", "source", "sink")
+_PATH_FIELDS = ("model", "source", "sink")  # s3:// URIs are kept as they are
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step

@@ -140,6 +140,10 @@ class RunStaging:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tasks_dir.mkdir(parents=True, exist_ok=True)
 
+    def data_location(self) -> str:
+        """Where workers write this run's parts (a directory, or a URI in a subclass)."""
+        return str(self.data_dir)
+
     def finished_tasks(self) -> dict[str, TaskResult]:
         """Tasks whose record and part both exist (a part without record is redone)."""
         done: dict[str, TaskResult] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import BadInputError
@@ -105,8 +104,9 @@ def print_summary(result: ScoreResult, as_json: bool) -> None:
         f"({result.rows_per_second:,.0f} rows/s), status {result.status}"
     )
     print(f"run id      {result.run_id}")
-    print(f"scores      {Path(result.sink) / result.run_id}")
-    print(f"run record  {Path(result.sink) / '_lakescore' / 'runs' / (result.run_id + '.json')}")
+    sink = result.sink.rstrip("/")  # a path or an s3:// URI
+    print(f"scores      {sink}/{result.run_id}")
+    print(f"run record  {sink}/_lakescore/runs/{result.run_id}.json")
 
 
 def load_forest(path: str, trust_pickle: bool = False) -> kernels.Forest:
