@@ -271,9 +271,7 @@ def _cli_env(env: dict[str, str], *args):
                 os.environ[k] = v
 
 
-def test_incompatible_table_on_s3(
-    s3_lake: tuple[str, str], bucket: str, s3_env: str
-) -> None:
+def test_incompatible_table_on_s3(s3_lake: tuple[str, str], bucket: str, s3_env: str) -> None:
     from deltalake import write_deltalake
 
     source, model = s3_lake
