@@ -82,10 +82,16 @@ class LakeOptions:
         overwrite = self.overwrite.values if self.overwrite else None
         if isinstance(path, str):  # an s3:// URI
             if fmt != "delta":
-                raise BadInputError(
-                    f"sink {path}: object storage has no atomic rename, so lakescore writes "
-                    "only Delta tables there: use --format delta"
-                )
+                if self.partition_by:
+                    raise BadInputError(
+                        f"sink {path}: partitioned Parquet on object storage cannot be "
+                        "replaced atomically: use --format delta"
+                    )
+                from engine.s3_parquet_sink import S3ParquetSink
+
+                parquet = S3ParquetSink(path, storage)
+                parquet.check()
+                return parquet
             from engine.s3_delta_sink import S3DeltaSink
 
             return S3DeltaSink(path, storage, self.names, overwrite)

@@ -7,6 +7,7 @@ Credentials come from the AWS environment variables only; the endpoint from
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable
 from pyarrow import fs
@@ -242,8 +244,8 @@ def test_missing_bucket_and_unreachable_endpoint(
          "no-such-bucket"),
         (["--source", lake, "--sink", f"s3://{bucket}/scores"],
          {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "127.0.0.1:9"),
-        (["--source", source, "--sink", f"s3://{bucket}/p", "--format", "parquet"], {},
-         "use --format delta"),
+        (["--source", source, "--sink", f"s3://{bucket}/p", "--format", "parquet",
+          "--partition-by", "region"], {}, "use --format delta"),
     ]  # fmt: skip
     before = {i.path for i in s3fs(s3_env).get_file_info(fs.FileSelector(bucket, recursive=True))}
     for flags, env, named in cases:
@@ -299,3 +301,60 @@ def test_storage_table_refuses_credentials(tmp_path: Path, model_file: Path, lak
     proc = run_cli("run", job)
     assert proc.returncode == 2
     assert "credentials come from the AWS environment" in error_line(proc)
+
+
+def test_parquet_sink_on_s3_copies_then_writes_the_manifest_last(
+    s3_lake: tuple[str, str], bucket: str, s3_env: str, monkeypatch
+) -> None:
+    """The process dies after every part was copied and before the run's manifest: the
+    rows are there once; the rerun writes the manifest and adds nothing."""
+    import engine.s3_parquet_sink
+
+    source, model = s3_lake
+    sink = f"s3://{bucket}/pq"
+    put = engine.s3_parquet_sink.S3ParquetSink.put_json
+
+    def crash_on_manifest(self, uri, doc):
+        if uri.endswith("/_manifest.json"):
+            raise OSError("power cut")
+        put(self, uri, doc)
+
+    monkeypatch.setattr(engine.s3_parquet_sink.S3ParquetSink, "put_json", crash_on_manifest)
+    with pytest.raises(OSError, match="power cut"):
+        score(model, source, sink, id_column=ID, task_rows=300)
+    s3 = s3fs(s3_env)
+    visible = ds.dataset(f"{bucket}/pq", filesystem=s3, format="parquet").to_table()
+    assert visible.num_rows == 3000  # copied once, manifest missing
+    monkeypatch.setattr(engine.s3_parquet_sink.S3ParquetSink, "put_json", put)
+    result = score(model, source, sink, id_column=ID, task_rows=300)
+    assert result.tasks_resumed == result.tasks == 12
+    table = ds.dataset(f"{bucket}/pq", filesystem=s3, format="parquet").to_table()
+    assert len(scores_by_id(table)) == 3000
+    manifest = f"{bucket}/pq/{result.run_id}/_manifest.json"
+    assert s3.get_file_info(manifest).type == fs.FileType.File
+    staged = s3.get_file_info(fs.FileSelector(f"{bucket}/pq/_lakescore/staging",
+                                              allow_not_found=True, recursive=True))  # fmt: skip
+    assert not [i for i in staged if i.type == fs.FileType.File]
+    # committed: a rerun by id adds nothing, even from a machine without the local state
+    shutil.rmtree(os.environ["LAKESCORE_STATE_DIR"])
+    again = score(model, source, sink, id_column=ID, run_id=result.run_id)
+    assert again.rows_scored == 3000
+    assert ds.dataset(f"{bucket}/pq", filesystem=s3, format="parquet").count_rows() == 3000
+
+
+def test_bad_data_leaves_the_s3_parquet_sink_untouched(
+    s3_lake: tuple[str, str], bucket: str, s3_env: str, copy_lake
+) -> None:
+    _, model = s3_lake
+    lake = copy_lake()
+    bad = lake / "region=south" / "part-1.parquet"
+    data = bytearray(bad.read_bytes())
+    data[4:68] = bytes(b ^ 0x5A for b in data[4:68])
+    bad.write_bytes(bytes(data))
+    upload(s3_env, lake, f"{bucket}/badlake")
+    s3 = s3fs(s3_env)
+    before = {i.path for i in s3.get_file_info(fs.FileSelector(bucket, recursive=True))}
+    with pytest.raises(BadInputError, match=r"part-1\.parquet"):
+        score(model, f"s3://{bucket}/badlake", f"s3://{bucket}/pq", id_column=ID, task_rows=300)
+    after = {i.path for i in s3.get_file_info(fs.FileSelector(bucket, recursive=True))}
+    assert after == before
