@@ -35,6 +35,8 @@ import kernels
 ROWS = int(os.environ.get("LAKESCORE_BENCH_ROWS", "1000000"))
 ROUNDS = int(os.environ.get("LAKESCORE_BENCH_ROUNDS", "3"))
 CACHE_DIR = Path(__file__).parent / ".cache"
+# TL2cgen libraries (minutes to compile) and parsed models persist across benchmark runs.
+os.environ.setdefault("LAKESCORE_CACHE_DIR", str(CACHE_DIR / "lakescore"))
 
 N_FEATURES = 50
 NAN_RATE = 0.02
@@ -143,44 +145,76 @@ def checked_kernels(
     return compiled
 
 
-# --- results and the ratio table ---------------------------------------------------------
+# --- results and the table ---------------------------------------------------------------
 
 
 @dataclass
 class Timing:
+    model: str
     contender: str
     n_threads: int
     rows: int
     seconds: list[float] = field(default_factory=list)
-    peak_rss_mib: float = 0.0
+    peak_rss_mib: float = float("nan")
+    ready_s: float = float("nan")
+    note: str = ""
 
     @property
     def rows_per_s(self) -> float:
         return self.rows / min(self.seconds) if self.seconds else float("nan")
 
 
-_RESULTS = pytest.StashKey[dict[tuple[int, str], Timing]]()
+_RESULTS = pytest.StashKey[dict[tuple[str, int, str], Timing]]()
 
 
 @pytest.fixture(scope="session")
-def bench_results(pytestconfig: pytest.Config) -> dict[tuple[int, str], Timing]:
-    """Best-of-rounds timings by (n_threads, contender), printed at the end of the session."""
+def bench_results(pytestconfig: pytest.Config) -> dict[tuple[str, int, str], Timing]:
+    """Best-of-rounds timings by (model, n_threads, contender), tabled at the end."""
     return pytestconfig.stash.setdefault(_RESULTS, {})
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
+    """This process's peak resident set size since :func:`reset_peak_rss` (or its start)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-@pytest.fixture
-def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], T]], T]:
-    """``run(contender, n_threads, score)``: time ``score`` with ``benchmark.pedantic``
-    (``ROUNDS`` rounds, one call each), record rows/s and peak RSS in ``extra_info`` and
-    the timing for the end-of-session table; returns ``score``'s last result."""
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass  # the window then covers the whole process
 
-    def run(contender: str, n_threads: int, score: Callable[[], T], rows: int = ROWS) -> T:
-        timing = Timing(contender=contender, n_threads=n_threads, rows=rows)
+
+class Runner:
+    """``run(model, contender, n_threads, score, rows=ROWS, ready_s=nan, note="")``: time
+    ``score`` with ``benchmark.pedantic`` (``ROUNDS`` rounds, one call each), record rows/s,
+    the peak RSS while it ran and the file-to-first-prediction time for the table; returns
+    ``score``'s last result."""
+
+    def __init__(self, benchmark, results: dict[tuple[str, int, str], Timing]) -> None:
+        self.benchmark = benchmark
+        self.results = results
+
+    def __call__(
+        self,
+        model: str,
+        contender: str,
+        n_threads: int,
+        score: Callable[[], T],
+        rows: int = ROWS,
+        ready_s: float = float("nan"),
+        note: str = "",
+    ) -> T:
+        timing = Timing(model, contender, n_threads, rows, ready_s=ready_s, note=note)
 
         def timed() -> T:  # own clock: also works under --benchmark-disable
             start = time.perf_counter()
@@ -188,84 +222,58 @@ def run_contender(benchmark, bench_results) -> Callable[[str, int, Callable[[], 
             timing.seconds.append(time.perf_counter() - start)
             return result
 
-        benchmark.group = f"reference model, {n_threads} thread(s)"
-        result = benchmark.pedantic(timed, rounds=ROUNDS, iterations=1)
+        self.benchmark.group = f"{model}, {n_threads} thread(s)"
+        reset_peak_rss()
+        result = self.benchmark.pedantic(timed, rounds=ROUNDS, iterations=1)
         timing.peak_rss_mib = peak_rss_mib()
-        bench_results[(n_threads, contender)] = timing
-        benchmark.extra_info.update(
+        self.results[(model, n_threads, contender)] = timing
+        self.benchmark.extra_info.update(
+            model=model,
             contender=contender,
             n_threads=n_threads,
             rows=rows,
             rows_per_s=round(timing.rows_per_s),
-            peak_rss_mib=round(peak_rss_mib(), 1),
+            peak_rss_mib=round(timing.peak_rss_mib, 1),
+            ready_s=round(ready_s, 3),
         )
         return result
 
-    return run
+
+@pytest.fixture
+def run_contender(benchmark, bench_results) -> Runner:
+    return Runner(benchmark, bench_results)
+
+
+_COMPILE = pytest.StashKey[list[dict[str, object]]]()
+
+
+@pytest.fixture(scope="session")
+def compile_results(pytestconfig: pytest.Config) -> list[dict[str, object]]:
+    """Fresh-process compile-time measurements (``compile_time.py``), tabled at the end."""
+    return pytestconfig.stash.setdefault(_COMPILE, [])
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
+    from report import compile_table, markdown_table
+
     results = config.stash.get(_RESULTS, {})
-    if not results:
+    compiled = config.stash.get(_COMPILE, [])
+    if not (results or compiled):
         return
-    write = terminalreporter.write_line
-    terminalreporter.section("lakescore vs XGBoost inplace_predict (reference model)")
-    write(
-        f"{N_TREES} trees, depth {TRAIN_PARAMS['max_depth']}, {N_FEATURES} features, "
-        f"{NAN_RATE:.0%} NaN; rows/s = rows / best round; ratio = lakescore / xgboost"
-    )
-    write(
-        f"{'threads':>7}  {'rows':>9}  {'rounds':>6}  {'lakescore rows/s':>17}  "
-        f"{'xgboost rows/s':>15}  ratio"
-    )
-    nan = float("nan")
-    reference_pair = ("lakescore-numba", "xgboost-inplace")
-    for n_threads in sorted({n for n, c in results if c in reference_pair}):
-        ours = results.get((n_threads, "lakescore-numba"))
-        theirs = results.get((n_threads, "xgboost-inplace"))
-        ours_rate = ours.rows_per_s if ours else nan
-        theirs_rate = theirs.rows_per_s if theirs else nan
-        any_timing = ours or theirs
-        rows = any_timing.rows if any_timing else 0
-        rounds = len(any_timing.seconds) if any_timing else 0
-        write(
-            f"{n_threads:>7}  {rows:>9,}  {rounds:>6}  {ours_rate:>17,.0f}  "
-            f"{theirs_rate:>15,.0f}  {ours_rate / theirs_rate:5.2f}x"
-        )
-    families = sorted({c.split(":")[0] for _, c in results if ":" in c})
-    if families:
-        write("")
-        write("model families (ratio = lakescore rows/s / the native library's rows/s)")
-        write(
-            f"{'family':<22} {'threads':>7} {'rows':>9}  {'lakescore':>12}  {'native':>12}  ratio"
-        )
-        for family in families:
-            for n_threads in sorted({n for n, c in results if c.startswith(family + ":")}):
-                ours = results.get((n_threads, f"{family}:lakescore"))
-                theirs = results.get((n_threads, f"{family}:native"))
-                if not (ours and theirs):
-                    continue
-                write(
-                    f"{family:<22} {n_threads:>7} {ours.rows:>9,}  {ours.rows_per_s:>12,.0f}  "
-                    f"{theirs.rows_per_s:>12,.0f}  {ours.rows_per_s / theirs.rows_per_s:5.2f}x"
-                )
-    others = sorted(
-        (n, c)
-        for n, c in results
-        if c not in ("lakescore-numba", "xgboost-inplace") and ":" not in c
-    )
-    if others:
-        write("")
-        write("other contenders (share = their rows/s / lakescore kernel rows/s, same threads)")
-        for n_threads, contender in others:
-            timing = results[(n_threads, contender)]
-            kernel = results.get((n_threads, "lakescore-numba"))
-            share = timing.rows_per_s / kernel.rows_per_s if kernel else nan
-            write(
-                f"{n_threads:>7}  {contender:<28} {timing.rows_per_s:>12,.0f} rows/s  "
-                f"share {share:5.2f}  peak RSS {timing.peak_rss_mib:,.0f} MiB"
-            )
+    terminalreporter.section("lakescore benchmarks")
+    if results:
+        for line in markdown_table(list(results.values())):
+            terminalreporter.write_line(line)
+    if compiled:
+        terminalreporter.write_line("")
+        terminalreporter.write_line("Model file -> ready kernel, fresh process (seconds):")
+        terminalreporter.write_line("")
+        for line in compile_table(compiled):
+            terminalreporter.write_line(line)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    write(f"peak RSS {peak_rss_mib():,.0f} MiB (whole session); load average now {load}")
+    terminalreporter.write_line("")
+    terminalreporter.write_line(
+        f"best of {ROUNDS} round(s); load average at the end {load} on {os.cpu_count()} CPUs"
+    )

@@ -1,4 +1,5 @@
-"""Every model family side by side with its own library (issue: kernel speed).
+"""Every model family through every contender (``contenders.py``): lakescore's Numba and
+TL2cgen backends, the family's own library and treelite's GTIL.
 
 - ``lightgbm-255-leaves``: LightGBM binary, 500 trees, num_leaves 255, max_depth 8, 50
   features with 2% NaN, against ``Booster.predict``;
@@ -8,7 +9,8 @@
   ``inplace_predict``.
 
 Models are trained once from seed 0 and cached in ``benchmarks/.cache/``; each contender
-scores the same float32 rows in the same run with the same thread count.
+scores the same float32 rows in the same run with the same thread count (TL2cgen a tenth
+of them, GTIL a fiftieth). The deep forest is not compiled with TL2cgen (see its test).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CACHE_DIR, ROWS, make_features, make_labels
+from contenders import CONTENDERS, run_model
 
 import kernels
 
@@ -67,79 +70,46 @@ def _train_shallow(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lightgbm_case(bench_X):
-    import lightgbm as lgb
-
-    path = _cached("lightgbm-255.txt", _train_lightgbm)
-    return lgb.Booster(model_file=str(path)), kernels.load_model(path), bench_X
+def lightgbm_path() -> Path:
+    return _cached("lightgbm-255.txt", _train_lightgbm)
 
 
 @pytest.fixture(scope="module")
-def forest_case(bench_X):
+def forest_path() -> Path:
     path = _cached("forest-deep.pkl", _train_forest)
-    estimator = pickle.loads(path.read_bytes())
-    return (
-        estimator,
-        kernels.load_model(path, trust_pickle=True),
-        np.nan_to_num(bench_X[:FOREST_ROWS]),
-    )
+    forest = kernels.load_model(path, trust_pickle=True)
+    assert int(forest.tree_depths().max()) > 10  # the sparse layout, not the padded one
+    return path
 
 
 @pytest.fixture(scope="module")
-def shallow_case(bench_X):
-    import xgboost as xgb
-
-    path = _cached("xgboost-shallow-2000.ubj", _train_shallow)
-    return xgb.Booster(model_file=str(path)), kernels.load_model(path), bench_X
+def shallow_path() -> Path:
+    return _cached("xgboost-shallow-2000.ubj", _train_shallow)
 
 
-def _run(run_contender, family, forest, native_predict, X, n_threads, contender, atol):
-    """Time one contender (one ``benchmark`` per test); lakescore is first checked against
-    the native library on the same rows."""
-    if contender == "native":
-        run_contender(f"{family}:native", n_threads, lambda: native_predict(X), rows=len(X))
-        return
-    kernel = kernels.compile_model(forest, backend="numba", n_threads=n_threads)
-    sample = X[:5000]
-    np.testing.assert_allclose(kernel.predict(sample), native_predict(sample), atol=atol)
-    run_contender(f"{family}:lakescore", n_threads, lambda: kernel.predict(X), rows=len(X))
-
-
-CONTENDERS = pytest.mark.parametrize("contender", ["lakescore", "native"])
+CONTENDER = pytest.mark.parametrize("contender", CONTENDERS)
 THREADS = pytest.mark.parametrize("n_threads", [1, 2])
 
 
 @THREADS
-@CONTENDERS
-def test_lightgbm(run_contender, lightgbm_case, n_threads, contender):
-    booster, forest, X = lightgbm_case
-
-    def native(rows: np.ndarray) -> np.ndarray:
-        return booster.predict(rows, num_threads=n_threads)
-
-    _run(run_contender, "lightgbm-255-leaves", forest, native, X, n_threads, contender, 1e-6)
+@CONTENDER
+def test_lightgbm(run_contender, lightgbm_path, bench_X, n_threads, contender):
+    run_model(run_contender, "lightgbm-255-leaves", lightgbm_path, contender, n_threads, bench_X,
+              atol=1e-6)  # fmt: skip
 
 
 @THREADS
-@CONTENDERS
-def test_sklearn_deep_forest(run_contender, forest_case, n_threads, contender):
-    estimator, forest, X = forest_case
-    estimator.set_params(n_jobs=n_threads)
-    assert int(forest.tree_depths().max()) > 10  # the sparse layout, not the padded one
-
-    def native(rows: np.ndarray) -> np.ndarray:
-        return estimator.predict(rows)
-
-    _run(run_contender, "sklearn-forest-deep", forest, native, X, n_threads, contender, 1e-5)
+@CONTENDER
+def test_sklearn_deep_forest(run_contender, forest_path, bench_X, n_threads, contender):
+    if contender == "tl2cgen":
+        pytest.skip("about 1.5M nodes: gcc would need far longer than the whole benchmark")
+    X = np.nan_to_num(bench_X[:FOREST_ROWS])  # scikit-learn rejects NaN
+    run_model(run_contender, "sklearn-forest-deep", forest_path, contender, n_threads, X,
+              atol=1e-5)  # fmt: skip
 
 
 @THREADS
-@CONTENDERS
-def test_xgboost_shallow(run_contender, shallow_case, n_threads, contender):
-    booster, forest, X = shallow_case
-    booster.set_param({"nthread": n_threads})
-
-    def native(rows: np.ndarray) -> np.ndarray:
-        return booster.inplace_predict(rows)
-
-    _run(run_contender, "xgboost-shallow-2000", forest, native, X, n_threads, contender, 1e-6)
+@CONTENDER
+def test_xgboost_shallow(run_contender, shallow_path, bench_X, n_threads, contender):
+    run_model(run_contender, "xgboost-shallow-2000", shallow_path, contender, n_threads, bench_X,
+              atol=1e-6)  # fmt: skip

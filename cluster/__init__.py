@@ -13,20 +13,24 @@ __all__ = [
 ]
 
 
-def make_executor(spec: str, *, threads: int = 2) -> Executor:
+def make_executor(
+    spec: str, *, threads: int = 2, gpu: str = "auto", task_retries: int = 0
+) -> Executor:
     """An executor from the ``--cluster`` value.
 
     ``local``: threads in this process (``threads`` of them). ``ray``: Ray actors on a
     local Ray sized to the machine, started when the first task runs and stopped by
     ``shutdown()``. ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: Ray actors on an
     existing cluster, connected to here (``shutdown()`` disconnects; the cluster keeps
-    running). A Ray this process is already connected to is used as it is.
+    running). A Ray this process is already connected to is used as it is. ``gpu`` is the
+    Ray executor's GPU pool mode (``auto``, ``never``, ``only``; see ``RayExecutor``), and
+    ``task_retries`` how often a task that raised runs again before the run fails.
 
     Raises ``ValueError`` for an unknown value, a missing ``ray`` package or a cluster
     that cannot be reached.
     """
     if spec == "local":
-        return LocalExecutor(threads=threads)
+        return LocalExecutor(threads=threads, task_retries=task_retries)
     from cluster.ray_executor import RayExecutor, import_ray, is_ray_address
 
     if spec not in ("ray", "auto") and not is_ray_address(spec):
@@ -36,8 +40,8 @@ def make_executor(spec: str, *, threads: int = 2) -> Executor:
         )
     import_ray()  # a missing package is a ValueError naming the extra to install
     if spec == "ray":  # started by the first task: a run that fails before leaves nothing
-        return RayExecutor()
-    executor = RayExecutor(address=spec)
+        return RayExecutor(gpu=gpu, task_retries=task_retries)
+    executor = RayExecutor(address=spec, gpu=gpu, task_retries=task_retries)
     try:  # connect now: an unreachable cluster is bad input, found before any work
         executor.start()
     except ConnectionError as exc:

@@ -18,7 +18,9 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-WorkerFactory = Callable[[], Callable[[Any], Any]]
+#: ``factory()`` builds a worker; executors that place workers on GPUs call
+#: ``factory(device="gpu")`` there, so a factory used with GPU pools must accept it.
+WorkerFactory = Callable[..., Callable[[Any], Any]]
 
 
 class TaskFailed(RuntimeError):

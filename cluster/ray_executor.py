@@ -7,13 +7,20 @@ hands the next task to whichever actor has a free slot when a result comes back
 (``ray.wait``), so a faster actor takes more of the work and memory stays bounded however
 many tasks a run has.
 
-Failures: a task that raises is not retried; :class:`~cluster.TaskFailed` carries the
-exception the task raised (not Ray's wrapper). A task whose actor process died is handed
+Failures: a task that raises is run again (on whichever actor is free) up to
+``task_retries`` times, then :class:`~cluster.TaskFailed` carries the exception it raised
+(not Ray's wrapper). A task whose actor process died (killed, or its node lost) is handed
 to another actor, up to ``max_retries`` times; the dead actor is replaced.
 
-Sizing: the pool is sized to the CPUs the cluster has free when the run starts, and every
-actor fits in them, so no task can wait on an actor that will never be scheduled. Reads
-happen inside the actor's task, so an actor never waits on another actor for its input.
+Sizing: the pool is sized to the CPUs (and GPUs) the cluster has free when the run
+starts, and every actor fits in them, so no task can wait on an actor that will never be
+scheduled. Reads happen inside the actor's task, so an actor never waits on another actor
+for its input.
+
+GPU actors: with ``gpu="auto"`` (or ``"only"``) one actor per free GPU reserves
+``gpus_per_actor`` GPUs and builds its worker with ``factory(device="gpu")`` (a scoring
+worker compiles the CUDA kernel there); CPU actors call ``factory()``. Both pools pull from
+the same queue, so the faster pool takes more of the work.
 
 Ray is imported only when a Ray executor runs (``import cluster`` stays cheap).
 """
@@ -61,11 +68,16 @@ def machine_cpus() -> int:
         return os.cpu_count() or 1
 
 
+#: What the ``gpu`` option accepts: GPU actors where GPUs are free, none, or only those.
+GPU_MODES = ("auto", "never", "only")
+
+
 class _TaskActor:
     """The body of one Ray actor: builds its worker from the factory once, runs tasks."""
 
-    def __init__(self, factory: WorkerFactory) -> None:
+    def __init__(self, factory: WorkerFactory, device: str = "cpu") -> None:
         self._factory = factory
+        self._device = device
         self._worker: Any = None
         self._error: BaseException | None = None
 
@@ -77,7 +89,10 @@ class _TaskActor:
             if self._error is not None:  # the factory failed on an earlier task
                 raise self._error
             try:
-                self._worker = self._factory()
+                if self._device == "gpu":
+                    self._worker = self._factory(device="gpu")
+                else:
+                    self._worker = self._factory()
             except Exception as exc:
                 self._error = exc
                 raise
@@ -94,6 +109,7 @@ class _Slot:
     """One actor of the pool, as the driver sees it."""
 
     handle: Any
+    device: str = "cpu"
     ready: bool = False
     alive: bool = True
     in_flight: int = 0
@@ -118,6 +134,7 @@ class _Run:
     queue: deque[tuple[Any, int]] = field(default_factory=deque)  # (task, attempt) to run
     exhausted: bool = False  # the task iterator is used up
     free_cpus: float = 0.0  # CPUs the cluster had free when the run started
+    free_gpus: float = 0.0  # GPUs likewise
     start_error: str = ""  # why the last actor that failed to start failed
 
     def live(self) -> list[_Slot]:
@@ -144,8 +161,19 @@ class RayExecutor(BaseExecutor):
         tasks in flight is ``num_actors * tasks_per_actor``.
     max_retries
         Times a task whose actor died is run again on another actor.
-    num_gpus_per_actor
-        Reserved for GPU actor pools (not implemented yet: only 0 is accepted).
+    task_retries
+        Times a task that raised is run again before the run fails.
+    gpu
+        ``auto``: one GPU actor per ``gpus_per_actor`` free GPUs beside the CPU actors;
+        ``never``: CPU actors only; ``only``: GPU actors only (a cluster without a free
+        GPU fails the run).
+    gpus_per_actor
+        GPUs each GPU actor reserves.
+    gpu_actor_cpus
+        CPUs each GPU actor reserves (it reads and writes the data its GPU scores).
+    gpu_env
+        Environment variables for GPU actors only (e.g. ``NUMBA_ENABLE_CUDASIM=1`` to run
+        the CUDA kernel in Numba's simulator on a cluster that declares GPUs it lacks).
     start_timeout_s
         How long the run may wait with no task running for an actor to start.
     drain_timeout_s
@@ -167,7 +195,11 @@ class RayExecutor(BaseExecutor):
         cpus_per_actor: float = 1.0,
         tasks_per_actor: int = 2,
         max_retries: int = 3,
-        num_gpus_per_actor: float = 0.0,
+        task_retries: int = 0,
+        gpu: str = "auto",
+        gpus_per_actor: float = 1.0,
+        gpu_actor_cpus: float = 1.0,
+        gpu_env: dict[str, str] | None = None,
         start_timeout_s: float = 300.0,
         drain_timeout_s: float = 60.0,
         release_timeout_s: float = 5.0,
@@ -180,15 +212,22 @@ class RayExecutor(BaseExecutor):
             raise ValueError("cpus_per_actor must be > 0")
         if tasks_per_actor < 1:
             raise ValueError("tasks_per_actor must be >= 1")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if num_gpus_per_actor:
-            raise NotImplementedError("GPU actor pools are not implemented yet")
+        if max_retries < 0 or task_retries < 0:
+            raise ValueError("max_retries and task_retries must be >= 0")
+        if gpu not in GPU_MODES:
+            raise ValueError(f"gpu must be one of {', '.join(GPU_MODES)}, got {gpu!r}")
+        if gpus_per_actor <= 0 or gpu_actor_cpus < 0:
+            raise ValueError("gpus_per_actor must be > 0 and gpu_actor_cpus >= 0")
         self.address = address
         self.num_actors = num_actors
         self.cpus_per_actor = cpus_per_actor
         self.tasks_per_actor = tasks_per_actor
         self.max_retries = max_retries
+        self.task_retries = task_retries
+        self.gpu = gpu
+        self.gpus_per_actor = gpus_per_actor
+        self.gpu_actor_cpus = gpu_actor_cpus
+        self.gpu_env = dict(gpu_env or {})
         self.start_timeout_s = start_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self.release_timeout_s = release_timeout_s
@@ -237,27 +276,50 @@ class RayExecutor(BaseExecutor):
             return
         self.start()
         ray = import_ray()
-        run.free_cpus = ray.available_resources().get("CPU", 0.0)
-        num_actors, cpus = self._pool_size(run.free_cpus)
-        actor_options = {
-            "num_cpus": cpus,
-            "max_restarts": 0,  # a dead actor is replaced here, so its tasks are counted
-            "max_task_retries": 0,
-            "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
+        free = ray.available_resources()
+        run.free_cpus, run.free_gpus = free.get("CPU", 0.0), free.get("GPU", 0.0)
+        gpu_actors, gpu_cpus = self._gpu_pool_size(run.free_cpus, run.free_gpus)
+        if self.gpu == "only" and gpu_actors == 0:
+            self._fail_to_start(run, "no GPU is free on the Ray cluster (backend cuda)")
+        if self.gpu == "only":
+            num_actors, cpus = 0, 0.0
+        else:
+            num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus)
+        options = {
+            "cpu": {
+                "num_cpus": cpus,
+                "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
+            },
+            "gpu": {
+                "num_cpus": gpu_cpus,
+                "num_gpus": self.gpus_per_actor,
+                "runtime_env": {
+                    "env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env}
+                },
+            },
         }
-        self._stats.extra.update(actors=num_actors, cpus_per_actor=cpus)
-        log.info("ray: %d actor(s) of %.4g CPU(s)", num_actors, cpus)
+        self._stats.extra.update(actors=num_actors, cpus_per_actor=cpus, gpu_actors=gpu_actors)
+        log.info(
+            "ray: %d CPU actor(s) of %.4g CPU(s), %d GPU actor(s)", num_actors, cpus, gpu_actors
+        )
 
-        def spawn() -> None:
-            handle = _actor_class().options(**actor_options).remote(factory)
-            slot = _Slot(handle)
+        def spawn(device: str = "cpu") -> None:
+            handle = (
+                _actor_class()
+                # a dead actor is replaced here, so its tasks are counted
+                .options(max_restarts=0, max_task_retries=0, **options[device])
+                .remote(factory, device)
+            )
+            slot = _Slot(handle, device)
             run.slots.append(slot)
             run.calls[handle.ready.remote()] = _Call(slot)
             self._stats.workers_started += 1
 
         try:
+            for _ in range(gpu_actors):
+                spawn("gpu")
             for _ in range(num_actors):
-                spawn()
+                spawn("cpu")
             while True:
                 self._fill(run, source)
                 running = sum(call.task is not _READY for call in run.calls.values())
@@ -290,6 +352,16 @@ class RayExecutor(BaseExecutor):
             log.warning("ray: no CPU is free; %d actor(s) run without reserving one", n)
             return n, 0.0
         return n, round(cpus, 4)
+
+    def _gpu_pool_size(self, free_cpus: float, free_gpus: float) -> tuple[int, float]:
+        """GPU actors and the CPUs each reserves, leaving at least one CPU actor room."""
+        if self.gpu == "never":
+            return 0, 0.0
+        n = int(free_gpus // self.gpus_per_actor + 1e-9)
+        if n == 0:
+            return 0, 0.0
+        share = free_cpus / (n + (self.gpu != "only"))
+        return n, round(min(self.gpu_actor_cpus, share), 4)
 
     def _has_work(self, run: _Run, source: Iterator[Any]) -> bool:
         """Whether a task is waiting to run (pulling one from ``source`` if need be)."""
@@ -325,7 +397,7 @@ class RayExecutor(BaseExecutor):
         call.slot.ready = True
 
     def _outcome(
-        self, ray: Any, run: _Run, ref: Any, call: _Call, spawn: Callable[[], None]
+        self, ray: Any, run: _Run, ref: Any, call: _Call, spawn: Callable[[str], None]
     ) -> tuple[bool, Any]:
         """``(True, result)``, or ``(False, None)`` for a task queued again; raises
         :class:`TaskFailed` for a task that failed for good."""
@@ -333,15 +405,20 @@ class RayExecutor(BaseExecutor):
         slot.in_flight -= 1
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:  # the task raised: not retried
+        except ray.exceptions.RayTaskError as exc:  # the task raised
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            if call.attempt < self.task_retries:
+                log.warning("ray: task %r raised (%s); retrying", call.task, _first_line(cause))
+                self._stats.tasks_retried += 1
+                run.queue.appendleft((call.task, call.attempt + 1))
+                return False, None
             self._stats.tasks_failed += 1
             raise TaskFailed(call.task, cause) from cause
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
             if slot.alive:  # the first of its tasks to report the death replaces it
                 slot.alive = False
                 ray.kill(slot.handle)
-                spawn()
+                spawn(slot.device)
             if call.attempt >= self.max_retries:
                 self._stats.tasks_failed += 1
                 raise TaskFailed(call.task, exc) from exc
@@ -386,6 +463,10 @@ class RayExecutor(BaseExecutor):
         ):
             time.sleep(0.02)
         self._stats.extra["tasks_by_actor"] = sorted((s.done for s in run.slots), reverse=True)
+        self._stats.extra["tasks_by_device"] = {
+            device: sum(s.done for s in run.slots if s.device == device)
+            for device in ("cpu", "gpu")
+        }
         run.calls.clear()
 
 

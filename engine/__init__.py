@@ -2,7 +2,13 @@
 
 from engine.api import score
 from engine.coordinator import ScoreResult, run_job
-from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckError
+from engine.errors import (
+    BadInputError,
+    ExecutionError,
+    LakescoreError,
+    QualityCheckError,
+    QualityCheckFailed,
+)
 from engine.spec import JobSpec, load_job_file
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "JobSpec",
     "LakescoreError",
     "QualityCheckError",
+    "QualityCheckFailed",
     "ScoreResult",
     "load_job_file",
     "run_job",

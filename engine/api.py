@@ -49,17 +49,22 @@ def score(
         Show a progress bar (terminal) or log progress lines.
     options
         Further :class:`~engine.spec.JobSpec` fields (``batch_rows``, ``task_rows``,
-        ``workers``).
+        ``workers``; ``reference``, ``drift``, ``checks`` for data quality;
+        ``keep=[...]`` source columns to write beside the scores;
+        ``hash_id_salt`` or ``hash_id_salt_env`` to write the id as a salted hash).
 
     Returns
     -------
     ScoreResult
-        ``rows_scored``, ``run_id``, ``sink``, ``stats``, ``status``.
+        ``rows_scored``, ``run_id``, ``sink``, ``stats``, ``status`` (``ok``, ``warn`` or
+        ``fail``: a quality check failed and the run was committed).
 
     Raises
     ------
     engine.errors.BadInputError
         Bad input; nothing was written.
+    engine.errors.QualityCheckFailed
+        A check failed with ``on_fail = "abort"``; nothing was written.
     engine.errors.ExecutionError
         Scoring failed; the sink's data is as it was and a rerun resumes.
     """

@@ -7,28 +7,46 @@ records (counts, timings, summaries) come back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kernels
 from cluster import Executor, TaskFailed, make_executor
+from engine import events
+from engine.after_run import after_run
 from engine.delta_sink import DeltaSink
-from engine.errors import BadInputError, ExecutionError, LakescoreError
+from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckFailed
 from engine.features import resolve_features
+from engine.governance import plan_outputs
 from engine.lake_options import LakeOptions
+from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
+from engine.quality import (
+    Profile,
+    judge_run,
+    merge_profiles,
+    parse_checks,
+    parse_drift,
+    stage_quality,
+)
+from engine.quality.profiler import profile_spec
+from engine.quality.reference import profile_edges, resolve_reference
+from engine.registry import resolve_model
 from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import check_sink, new_run_id
-from engine.stats import ColumnSummary
 from engine.storage import Storage, is_uri, local_copy
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
+from engine.variant_stats import VariantStats
+from engine.variants import VariantPlan, variant_fields
 
 log = logging.getLogger("lakescore.coordinator")
 
@@ -37,7 +55,8 @@ RUN_RECORD_VERSION = 1
 
 @dataclass
 class ScoreResult:
-    """What a run did; ``status`` is ``ok`` or ``failed``."""
+    """What a run did; ``status`` is ``ok``, ``warn`` or ``fail`` (a quality check failed;
+    the run was committed) or ``failed``."""
 
     run_id: str
     sink: str
@@ -58,34 +77,81 @@ class WorkerFactory:
     """Builds a :class:`ScoringWorker` where it is called (a thread, an actor).
 
     In this process it reuses the kernel the driver already compiled; pickled (for a
-    remote worker) it carries only the config, and the worker compiles its own.
+    remote worker) it carries only the config, and the worker compiles its own: with
+    ``cpu_backend`` on a CPU actor, with CUDA on a GPU actor (``device="gpu"``).
     """
 
-    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        kernel: kernels.Kernel | None = None,
+        variant_kernels: list[kernels.Kernel] | None = None,
+        cpu_backend: str = "",
+    ) -> None:
         self.config = config
         self._kernel = kernel
+        self._variant_kernels = variant_kernels
+        self._cpu_backend = cpu_backend or config.backend
 
-    def __call__(self) -> ScoringWorker:
-        return ScoringWorker(self.config, kernel=self._kernel)
+    def __call__(self, device: str | None = None) -> ScoringWorker:
+        if device == "gpu":
+            return ScoringWorker(dataclasses.replace(self.config, backend="cuda"))
+        if self._kernel is None and self.config.backend != self._cpu_backend:
+            return ScoringWorker(dataclasses.replace(self.config, backend=self._cpu_backend))
+        return ScoringWorker(self.config, self._kernel, self._variant_kernels)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "_kernel": None}
+        return {**self.__dict__, "_kernel": None, "_variant_kernels": None}
+
+
+def _executor_gpu_mode(backend: str) -> str:
+    """GPU actors for ``auto`` where a cluster has GPUs, only them for ``cuda``."""
+    return {"auto": "auto", "cuda": "only"}.get(backend, "never")
+
+
+def _cpu_backend(backend: str) -> str:
+    """The backend of a CPU worker when the job asks for ``backend``."""
+    return "numba" if backend in ("auto", "cuda") else backend
 
 
 def run_job(
     spec: JobSpec, *, executor: Executor | None = None, progress: bool = True
 ) -> ScoreResult:
-    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses."""
+    """Plan, execute and commit ``spec``. Raises :class:`LakescoreError` subclasses.
+
+    Whatever the outcome, the after-run steps (metrics file, webhook) run once at the end.
+    """
+    outcome: dict[str, Any] = {}  # the run record as far as the run got
+    try:
+        result = _run_job(spec, executor, progress, outcome)
+    except Exception as exc:
+        if outcome.get("run_id"):
+            events.run_failed(outcome, exc)
+        after_run(spec, outcome or None, error=exc)
+        raise
+    after_run(spec, result.record)
+    return result
+
+
+def _run_job(
+    spec: JobSpec, executor: Executor | None, progress: bool, outcome: dict[str, Any]
+) -> ScoreResult:
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
     # Plan: every check that can fail on bad input runs before anything is written.
     storage = Storage.of(spec.storage)
-    model_path = str(local_copy(spec.model, storage)) if is_uri(spec.model) else spec.model
-    try:
-        forest = kernels.load_model(model_path, trust_pickle=spec.trust_pickle)
-    except kernels.KernelError as exc:
-        raise BadInputError(str(exc)) from None
+    # A registry model (NAME@VERSION / NAME@ALIAS) is checked against its stored sha256;
+    # an s3:// model is downloaded once and loaded from that local copy.
+    variants = None
+    if spec.variants is not None:
+        variants = VariantPlan(spec.variants, spec.registry, spec.id_column, spec.trust_pickle)
+        model, forest = variants.resolved[0], variants.forests[0]
+    else:
+        model = resolve_model(spec.model, spec.registry)
+        if is_uri(model.path):
+            model = dataclasses.replace(model, path=str(local_copy(model.path, storage)))
+        forest = model.load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
     lake = LakeOptions.of(spec)
     scan = open_source(
@@ -98,11 +164,12 @@ def run_job(
         storage=storage,
     )
     files = scan.files
+    scores = variant_fields(variants.config()) if variants else None  # variants' columns
+    outputs = plan_outputs(spec, files, forest, scores)  # kept columns, id hash: checked here
     sink_path = spec.sink if is_uri(spec.sink) else Path(spec.sink)
     if not is_uri(spec.sink):
         check_sink(Path(spec.sink))
-    id_field = files[0].schema.field(spec.id_column) if spec.id_column else None
-    output = lake.output_schema(forest, id_field)
+    output = lake.output_schema(outputs.schema)
     lake.check_source(files, output)
     sink = lake.open_sink(sink_path, spec.format, storage)
     if isinstance(sink, DeltaSink):  # an incompatible table is bad input, found before writing
@@ -111,11 +178,12 @@ def run_job(
     if not tasks:
         raise BadInputError(f"source {spec.source}: no row group can match --filter {spec.filter}")
     fingerprint = job_fingerprint(
-        model_sha256=forest.sha256,
+        model_sha256=variants.fingerprint if variants else forest.sha256,
         source=spec.source if is_uri(spec.source) else str(Path(spec.source).resolve()),
         files=files,
         id_column=spec.id_column,
         features=features,
+        outputs=outputs.doc,
         extra=lake.fingerprint(),
     )
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
@@ -130,14 +198,26 @@ def run_job(
         log.info("run %s is already committed; nothing to do", run_id)
         return _result_from_record(run_id, sink_path, record, started)
 
+    # Quality: a bad reference or limit is bad input, found before anything is written.
+    drift_config, checks_config = parse_drift(spec.drift), parse_checks(spec.checks)
+    reference_name, reference = resolve_reference(spec.reference, sink.runs_dir, sink.meta)
+    profiling = profile_spec(features, files[0].schema, profile_edges(reference))
+
     # Compile once on the driver too: a bad backend fails here, before staging exists.
+    variant_kernels = variants.compile(spec.backend) if variants else None
     try:  # the forest is already loaded: compiling it must not read the file again
-        kernel = kernels.compile_model(forest, backend=spec.backend)
+        kernel = (
+            variant_kernels[0]
+            if variant_kernels
+            else kernels.compile_model(forest, backend=spec.backend)
+        )
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     job_doc = {
         "model": spec.model,
         "model_sha256": forest.sha256,
+        **({"registry_model": model.record(forest.sha256)} if model.name else {}),
+        **({"variant_plan": variants.record()} if variants else {}),
         "source": spec.source,
         "source_version": scan.delta_version,
         "sink": spec.sink,
@@ -146,11 +226,18 @@ def run_job(
         "backend": kernel.backend,
         "cluster": spec.cluster,
         "format": spec.format,
+        **outputs.doc,
+        "columns_written": outputs.written,
     }
     with contextlib.ExitStack() as cleanup:
         if executor is None:  # an unknown --cluster is bad input: fail before staging exists
             try:
-                executor = make_executor(spec.cluster, threads=spec.workers)
+                executor = make_executor(
+                    spec.cluster,
+                    threads=spec.workers,
+                    gpu=_executor_gpu_mode(spec.backend),
+                    task_retries=spec.task_retries,
+                )
             except ValueError as exc:
                 raise BadInputError(f"cluster: {exc}") from None
             cleanup.callback(executor.shutdown)  # whatever happens from here on
@@ -158,7 +245,7 @@ def run_job(
         with sink.staging(run_id) as staging:
             staging.start(fingerprint, job_doc)
             config = WorkerConfig(
-                model_path=model_path,
+                model_path=model.path,
                 model_sha256=forest.sha256,
                 backend=kernel.backend,
                 feature_columns=tuple(features.values()),
@@ -168,6 +255,9 @@ def run_job(
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
+                variants=variants.config() if variants else None,
+                profile=profiling,
+                outputs=outputs.columns,
                 partition_by=lake.partition_by,
                 run_dir_in_partition=spec.format == "parquet" and bool(lake.partition_by),
                 storage=storage,
@@ -176,13 +266,14 @@ def run_job(
             planned_ids = {t.task_id for t in tasks}
             finished = {k: v for k, v in finished.items() if k in planned_ids}
             pending = [t for t in tasks if t.task_id not in finished]
-            log.info(
-                "run %s: %d task(s), %d already done, %d row(s), backend %s",
+            events.run_planned(
                 run_id,
-                len(tasks),
-                len(finished),
-                sum(t.num_rows for t in tasks),
-                kernel.backend,
+                tasks=len(tasks),
+                done=len(finished),
+                rows=sum(t.num_rows for t in tasks),
+                backend=kernel.backend,
+                executor=executor.name,
+                seconds=time.perf_counter() - started,
             )
             results = dict(finished)
             bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
@@ -198,9 +289,13 @@ def run_job(
             }
             try:
                 if not sink.is_committed(run_id):
-                    for result in executor.execute(WorkerFactory(config, kernel), pending):
+                    factory = WorkerFactory(
+                        config, kernel, variant_kernels, cpu_backend=_cpu_backend(spec.backend)
+                    )
+                    for result in executor.execute(factory, pending):
                         results[result.task_id] = result
                         bar.update(result.rows)
+                        events.task_finished(run_id, result)
             except TaskFailed as exc:
                 cause = exc.cause
                 if isinstance(cause, BadInputError):
@@ -209,18 +304,58 @@ def run_job(
                     staging.discard()
                     sink.remove_empty_dirs(created)
                     raise cause from None
-                staging.record_failure(
-                    _record(record_base, tasks, results, started, "failed", error=str(cause))
-                )
+                failed = _record(record_base, tasks, results, started, "failed", error=str(cause))
+                failed |= execution_report(executor.stats, results.values())
+                outcome.update(failed)
+                staging.record_failure(failed)
                 if isinstance(cause, LakescoreError):
                     raise cause from None
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
             finally:
                 bar.close()
-            record = _record(record_base, tasks, results, started, "ok", resumed=len(finished))
+            quality_started = time.perf_counter()
+            profile = merge_profiles(r.profile for r in results.values())
+            record = _record(
+                record_base, tasks, results, started, "ok", resumed=len(finished), profile=profile
+            )
+            record |= execution_report(executor.stats, results.values())
+            judgement = judge_run(
+                profile,
+                reference,
+                reference_name,
+                drift_config=drift_config,
+                checks_config=checks_config,
+                rows=record["rows"],
+                seconds=time.perf_counter() - started,
+            )
+            record.update(
+                status=judgement.status,
+                reference=reference_name,
+                checks=judgement.checks,
+                drift_status=judgement.drift_status,
+                drift=[d.to_dict() for d in judgement.drift],
+            )
+            abort = checks_config.on_fail == "abort" and not sink.is_committed(run_id)
+            if judgement.status == "fail" and abort:  # (past the commit point: roll forward)
+                staging.discard()  # the sink stays exactly as it was before the run
+                sink.remove_empty_dirs(created)
+                failed = "; ".join(f"{c['name']}: {c['detail']}" for c in judgement.failed)
+                raise QualityCheckFailed(
+                    f"run {run_id} aborted (on_fail = abort), nothing committed: {failed}",
+                    result=_result_from_record(run_id, sink_path, record, started),
+                )
+            if not is_uri(spec.sink):
+                # Staged tables land in <sink>/_lakescore/ on commit (a Delta table's too:
+                # Delta readers skip "_" folders). An s3:// sink's staging area is a local
+                # state folder that is never uploaded, so its runs write no quality tables
+                # or profile yet (the judgement, checks and drift still go in the record).
+                stage_quality(staging.quality_dir, record, profile, judgement, features)
+            # The driver's share of the statistics' cost (merge, drift, checks, tables).
+            record["quality_seconds"] = round(time.perf_counter() - quality_started, 3)
             parts = {p for t in tasks for p in results[t.task_id].part_paths()}
             staging.commit(parts, record)
-    log.info("run %s committed: %d rows in %.2f s", run_id, record["rows"], record["seconds"])
+            outcome.update(record)
+    events.run_committed(record)
     return _result_from_record(run_id, sink_path, record, started)
 
 
@@ -232,12 +367,11 @@ def _record(
     status: str,
     error: str | None = None,
     resumed: int = 0,
+    profile: Profile | None = None,
 ) -> dict[str, Any]:
-    stats: dict[str, ColumnSummary] = {}
+    scores = profile.scores if profile is not None else {}
     stage_seconds: dict[str, float] = {}
     for r in results.values():
-        for name, summary in r.stats.items():
-            stats[name] = stats.get(name, ColumnSummary()).merge(ColumnSummary.from_dict(summary))
         for stage, s in r.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
     seconds = time.perf_counter() - started
@@ -252,9 +386,17 @@ def _record(
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
-        "stats": {name: summary.to_dict() for name, summary in sorted(stats.items())},
+        "tasks_by_backend": dict(Counter(r.backend for r in results.values() if r.backend)),
+        "stats": {
+            name: p.moments.to_dict() for name, p in sorted(scores.items()) if p.kind != "string"
+        },
         "tasks_resumed": resumed,
     }
+    if "variant_plan" in base:  # rows and score distribution per variant
+        merged: dict[str, dict[str, Any]] = {}
+        for r in results.values():
+            merged = VariantStats.merge(merged, r.variants)
+        record["variants"] = VariantStats.run_record(base["variant_plan"], merged)
     if error is not None:
         record["error"] = error
     return record

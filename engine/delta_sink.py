@@ -67,20 +67,6 @@ def delta_schema(schema: pa.Schema) -> Any:
         ) from None
 
 
-def run_output_schema(forest: Any, id_field: pa.Field | None) -> pa.Schema:
-    """The columns every part of a run holds (as :class:`~engine.task.ScoringWorker`
-    writes them)."""
-    from engine.outputs import score_fields
-    from engine.task import LOCATOR_COLUMNS, RUN_ID_COLUMN
-
-    fields = (
-        [id_field]
-        if id_field is not None
-        else [pa.field(LOCATOR_COLUMNS[0], pa.string()), pa.field(LOCATOR_COLUMNS[1], pa.int64())]
-    )
-    return pa.schema([*fields, *score_fields(forest), pa.field(RUN_ID_COLUMN, pa.string())])
-
-
 class DeltaSink(Sink):
     """A Delta table directory, with lakescore's run records and staging under it."""
 

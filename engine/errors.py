@@ -28,3 +28,15 @@ class ExecutionError(LakescoreError):
     """Scoring failed while running (a worker died, the disk filled up). Exit code 3."""
 
     exit_code = 3
+
+
+class QualityCheckFailed(QualityCheckError):
+    """A quality check failed with ``on_fail = "abort"``: nothing was committed.
+
+    ``result`` is the :class:`~engine.coordinator.ScoreResult` the run would have had
+    (its ``record`` holds the checks and drift), for callers that want the details.
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

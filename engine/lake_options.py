@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from engine import filters
-from engine.delta_sink import DeltaSink, is_delta_table, run_output_schema
+from engine.delta_sink import DeltaSink, is_delta_table
 from engine.errors import BadInputError
 from engine.partitioned_sink import PartitionedSink, recorded_partitioning
 from engine.partitions import Overwrite, PartitionColumn, parse_overwrite, parse_partition_by
@@ -73,9 +73,11 @@ class LakeOptions:
             doc["overwrite"] = self.overwrite.path
         return doc
 
-    def output_schema(self, forest: Any, id_field: pa.Field | None) -> pa.Schema:
+    def output_schema(self, written: pa.Schema) -> pa.Schema:
+        """The sink's schema: the columns a part holds (``plan_outputs``: ids, scores or
+        variants' columns, kept columns, ``run_id``), then the partition columns."""
         fields = [pa.field(n, pa.string()) for n in self.names]
-        return pa.schema([*run_output_schema(forest, id_field), *fields])
+        return pa.schema([*written, *fields])
 
     def open_sink(self, path: Path | str, fmt: str, storage: Storage) -> Sink:
         """The sink of ``fmt`` at ``path``; a layout it cannot extend is bad input."""

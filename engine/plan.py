@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import BadInputError
 from engine.filters import Expr, columns, simplify, to_arrow
@@ -116,10 +117,15 @@ def job_fingerprint(
     files: list[SourceFile],
     id_column: str | None,
     features: dict[str, str],
+    outputs: dict[str, Any] | None = None,
     extra: dict[str, object] | None = None,
 ) -> str:
-    """What makes two invocations "the same job": a resumed run must match this exactly."""
-    doc = {
+    """What makes two invocations "the same job": a resumed run must match this exactly.
+
+    ``outputs`` (kept columns, the id hash's salt id) joins the hash only when given, so
+    the fingerprints of jobs without them stay as they were.
+    """
+    doc: dict[str, Any] = {
         "model": model_sha256,
         "source": source,
         "files": [[f.relpath, f.size, f.mtime_ns] for f in files],
@@ -127,4 +133,6 @@ def job_fingerprint(
         "features": features,
         **(extra or {}),  # options that change the output (filter, partitions, overwrite)
     }
+    if outputs:
+        doc["outputs"] = outputs
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -13,7 +13,7 @@ rename, so:
   table URI>/``: a killed run resumes when the same job is run again from that machine; run
   elsewhere, it is scored again under a new run id (the first run's parts were never in the
   log, so no row is duplicated);
-* the run record is written there and copied to ``<table>/_lakescore/runs/<run_id>.json``.
+* the run record is written there and copied to ``<table>/_lakescore/run_records/<run_id>.json``.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class S3DeltaSink(DeltaSink):
         return S3DeltaRunStaging(self, run_id)
 
     def upload_run_record(self, run_id: str, record: dict[str, Any]) -> None:
-        path = f"{key(self.table_uri)}/_lakescore/runs/{run_id}.json"
+        path = f"{key(self.table_uri)}/_lakescore/run_records/{run_id}.json"
         with self.fs.open_output_stream(path) as out:
             out.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 

@@ -60,7 +60,7 @@ class S3ParquetSink(Sink):
         local = super().read_run_record(run_id)
         if local is not None:
             return local
-        uri = f"{self.uri}/_lakescore/runs/{run_id}.json"
+        uri = f"{self.uri}/_lakescore/run_records/{run_id}.json"
         if not self._exists(uri):
             return None
         with self.fs.open_input_stream(key(uri)) as fh:
@@ -142,13 +142,16 @@ class S3ParquetRunStaging(RunStaging):
         self.finish(run_record)
 
     def finish(self, run_record: dict[str, Any]) -> None:
-        self.sink.put_json(f"{self.sink.uri}/_lakescore/runs/{self.run_id}.json", run_record)
+        self.sink.put_json(self._record_uri(), run_record)
         self._delete_staged()
         super().finish(run_record)
 
     def record_failure(self, run_record: dict[str, Any]) -> None:
         super().record_failure(run_record)
-        self.sink.put_json(f"{self.sink.uri}/_lakescore/runs/{self.run_id}.json", run_record)
+        self.sink.put_json(self._record_uri(), run_record)
+
+    def _record_uri(self) -> str:
+        return f"{self.sink.uri}/_lakescore/run_records/{self.run_id}.json"
 
     def discard(self) -> None:
         self._delete_staged()

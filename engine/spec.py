@@ -6,11 +6,20 @@ A TOML job file uses the same names as the ``score`` command's flags::
     source = "lake/customers"
     sink = "lake/scores"
     id_column = "customer_id"
-    backend = "auto"          # auto | numba | cuda
+    backend = "auto"          # auto | numba | cuda | tl2cgen
     cluster = "local"
+    metrics_file = "/var/lib/node_exporter/churn.prom"   # optional: Prometheus metrics
+    keep = ["segment"]        # optional: source columns written beside the scores
+    hash_id_salt_env = "CHURN_ID_SALT"   # optional: write the id as a salted hash
 
     [columns]                 # model feature -> source column, where the names differ
     f0 = "spend_30d"
+
+    reference = "ref/train-profile.json"   # drift reference (lakescore profile -o ...)
+    [drift]                   # drift limits (engine.quality.config)
+    [checks]                  # checks and on_fail = "commit" | "abort"
+    [notify]                  # optional: a webhook told of failed runs (engine.notify)
+    webhook = "https://hooks.example.com/..."
 
 Relative paths are relative to the job file. Unknown keys are an error.
 """
@@ -24,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadInputError
+from engine.registry import resolve_model_value
+from engine.variants import VariantsSpec, parse_variants
 
 FORMATS = ("parquet", "delta")
 
@@ -35,7 +46,7 @@ class JobSpec:
     Attributes
     ----------
     model
-        Path of the model file.
+        Path of the model file, or ``NAME@VERSION`` / ``NAME@ALIAS`` in the registry.
     source
         A Parquet file or a directory of Parquet files (hive partitions allowed).
     sink
@@ -71,6 +82,38 @@ class JobSpec:
     storage
         Where ``s3://`` paths live: ``endpoint_url`` (an S3-compatible store) and
         ``region``; credentials come from the AWS environment variables or profile only.
+    task_retries
+        Times a task that raised runs again before the run fails (a task whose Ray actor
+        died is always run again elsewhere).
+    metrics_file
+        Prometheus text-format metrics of each run are written here (node_exporter
+        textfile collector style), whatever the run's outcome.
+    notify
+        The ``[notify]`` table: a webhook told about runs that end with the listed
+        statuses (see :mod:`engine.notify`).
+    registry
+        Model registry root, for models named ``NAME@VERSION`` or ``NAME@ALIAS`` (else
+        ``$LAKESCORE_REGISTRY``).
+    variants
+        Champion/challenger variants (``[variants]``; see :mod:`engine.variants`); then
+        ``model`` is the first variant's model.
+    reference
+        A profile file (``lakescore profile``) to measure drift against; by default the
+        sink's newest run with status ok or warn, or none on a sink's first run.
+    drift
+        The ``[drift]`` table: drift limits, defaults and per column
+        (:mod:`engine.quality.config`).
+    checks
+        The ``[checks]`` table: min_rows, max_nan_score_share, max_seconds, on_fail.
+    keep
+        Source columns written beside the id and the scores; nothing else of the
+        source reaches the sink (see :mod:`engine.governance`).
+    hash_id_salt
+        Write the id column as the hex SHA-256 of this salt followed by the id, instead
+        of the raw id (see :mod:`engine.id_hash`).
+    hash_id_salt_env
+        The name of an environment variable holding that salt, so that a job file need
+        not hold the secret.
     """
 
     model: str
@@ -85,6 +128,7 @@ class JobSpec:
     batch_rows: int = 65_536
     task_rows: int = 262_144
     workers: int = 2
+    task_retries: int = 2
     trust_pickle: bool = False
     source_version: int | None = None
     source_timestamp: str | None = None
@@ -92,14 +136,25 @@ class JobSpec:
     partition_by: list[str] = field(default_factory=list)
     overwrite_partition: str | None = None
     storage: dict[str, str] = field(default_factory=dict)
+    metrics_file: str | None = None
+    notify: dict[str, Any] = field(default_factory=dict)
+    registry: str | None = None
+    variants: VariantsSpec | None = None
+    reference: str | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()
+    hash_id_salt: str | None = field(default=None, repr=False)  # a secret: never printed
+    hash_id_salt_env: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise BadInputError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
-        for name in ("batch_rows", "task_rows", "workers"):
+        for name in ("batch_rows", "task_rows", "workers", "task_retries"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BadInputError(f"{name}: must be a positive integer, got {value!r}")
+            least = 0 if name == "task_retries" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise BadInputError(f"{name}: must be an integer >= {least}, got {value!r}")
         if self.source_version is not None and (
             not isinstance(self.source_version, int)
             or isinstance(self.source_version, bool)
@@ -118,6 +173,19 @@ class JobSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
             raise BadInputError("columns: must map feature names to source column names")
+        if not isinstance(self.notify, dict):
+            raise BadInputError(f"notify: must be a table, got {self.notify!r}")
+        from engine.notify import notify_config  # engine.notify imports nothing of this
+
+        notify_config(self.notify)  # a bad [notify] table fails before the run, not after
+        from engine.quality.config import parse_checks, parse_drift
+
+        parse_drift(self.drift)  # bad limits are bad input before anything runs
+        parse_checks(self.checks)
+        from engine.governance import check_spec
+
+        keep = check_spec(self.keep, self.hash_id_salt, self.hash_id_salt_env)
+        object.__setattr__(self, "keep", keep)  # a TOML array becomes a tuple
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -133,6 +201,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_rows": int,
     "task_rows": int,
     "workers": int,
+    "task_retries": int,
     "trust_pickle": bool,
     "source_version": int,
     "source_timestamp": str,
@@ -140,8 +209,20 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "partition_by": list,
     "overwrite_partition": str,
     "storage": dict,
+    "metrics_file": str,
+    "notify": dict,
+    "registry": str,
+    "variants": dict,
+    "reference": str,
+    "drift": dict,
+    "checks": dict,
+    "keep": list,
+    "hash_id_salt": str,
+    "hash_id_salt_env": str,
 }
-_PATH_FIELDS = ("model", "source", "sink")  # s3:// URIs are kept as they are
+# ``model`` is resolved by resolve_model_value (registry references and s3:// URIs are
+# kept as they are); resolve_path keeps s3:// URIs of these as they are too.
+_PATH_FIELDS = ("source", "sink", "registry", "metrics_file", "reference")
 _REQUIRED = ("model", "source", "sink")
 
 assert set(_FIELD_TYPES) == {f.name for f in fields(JobSpec)}  # keep the two in step
@@ -164,6 +245,10 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
     unknown = sorted(set(doc) - set(_FIELD_TYPES))
     if unknown:
         raise BadInputError(f"{origin}: unknown key {unknown[0]!r}")
+    if "variants" in doc:
+        if "model" in doc:
+            raise BadInputError(f"{origin}: give either model or [variants], not both")
+        doc = {"model": "", **doc}  # replaced by the first variant's model below
     for key in _REQUIRED:
         if key not in doc:
             raise BadInputError(f"{origin}: missing required key {key!r}")
@@ -175,6 +260,11 @@ def spec_from_mapping(doc: dict[str, Any], *, base_dir: Path, origin: str) -> Jo
             raise BadInputError(f"{origin}: key {key!r} must be {names}, got {value!r}")
         if key in _PATH_FIELDS:
             value = resolve_path(value, base_dir)
+        elif key == "model":
+            value = resolve_model_value(value, base_dir)
+        elif key == "variants":
+            value = parse_variants(value, base_dir=base_dir, origin=origin)
+            values["model"] = value.variants[0].model
         values[key] = value
     try:
         return JobSpec(**values)

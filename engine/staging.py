@@ -6,13 +6,21 @@ Layout (everything under ``_lakescore/`` is ignored by dataset readers)::
     <sink>/_lakescore/staging/<run_id>/lock              held by the running coordinator
     <sink>/_lakescore/staging/<run_id>/data/part-<task>.parquet
     <sink>/_lakescore/staging/<run_id>/tasks/<task>.json written after its part
+    <sink>/_lakescore/staging/<run_id>/quality/<table>/<run_id>.parquet, profiles/...
     <sink>/<run_id>/part-<task>.parquet                  after the commit
-    <sink>/_lakescore/runs/<run_id>.json                 the run record
+    <sink>/_lakescore/<table>/<run_id>.parquet           runs, feature_stats, score_stats,
+                                                         drift (engine.quality.tables)
+    <sink>/_lakescore/profiles/<run_id>.json             the run's profile (sketches)
+    <sink>/_lakescore/run_records/<run_id>.json          the run record
 
 The commit point is one directory rename (``data/`` -> ``<sink>/<run_id>/``), atomic on a
-local filesystem: readers see all of a run's rows or none. Everything after it (the run
-record, removing the staging directory) is rolled forward by the next invocation if the
-process dies in between, so a committed run is never committed twice.
+local filesystem: readers see all of a run's rows or none. Everything after it (moving
+the staged quality tables and profile into place, the run record, removing the staging
+directory) is rolled forward by the next invocation if the process dies in between, so a
+committed run is never committed twice and a failed or aborted run adds no quality rows.
+Run records lived in ``_lakescore/runs/`` before that name became the ``runs`` Parquet
+table; :meth:`Sink.read_run_record` still finds them there, and the next commit moves them
+to ``run_records/``.
 """
 
 from __future__ import annotations
@@ -56,7 +64,8 @@ class Sink:
         self.root = Path(root)
         self.meta = self.root / META_DIR
         self.staging_root = self.meta / "staging"
-        self.runs_dir = self.meta / "runs"
+        self.runs_dir = self.meta / "run_records"
+        self._legacy_runs_dir = self.meta / "runs"  # records of sinks written before
 
     def committed_dir(self, run_id: str) -> Path:
         return self.root / run_id
@@ -68,8 +77,19 @@ class Sink:
         return self.committed_dir(run_id).is_dir()
 
     def read_run_record(self, run_id: str) -> dict[str, Any] | None:
-        path = self.run_record_path(run_id)
-        return read_json(path) if path.exists() else None
+        for path in (self.run_record_path(run_id), self._legacy_runs_dir / f"{run_id}.json"):
+            if path.exists():
+                return read_json(path)
+        return None
+
+    def migrate_legacy_records(self) -> None:
+        """Move JSON run records out of ``runs/`` (now the ``runs`` Parquet table, which
+        dataset readers could not read with JSON files in it) into ``run_records/``."""
+        if not self._legacy_runs_dir.is_dir():
+            return
+        for legacy in sorted(self._legacy_runs_dir.glob("*.json")):
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, self.runs_dir / legacy.name)
 
     def find_resumable(self, fingerprint: str) -> str | None:
         """The newest unfinished run of the same job, if any."""
@@ -105,6 +125,8 @@ class RunStaging:
         self.dir = sink.staging_root / run_id
         self.data_dir = self.dir / "data"
         self.tasks_dir = self.dir / "tasks"
+        #: files staged to land under ``<sink>/_lakescore/`` at the same relative path
+        self.quality_dir = self.dir / "quality"
         self._lock_fd: int | None = None
 
     def __enter__(self) -> RunStaging:
@@ -178,6 +200,13 @@ class RunStaging:
         self.finish(run_record)
 
     def finish(self, run_record: dict[str, Any]) -> None:
+        self.sink.migrate_legacy_records()
+        if self.quality_dir.is_dir():
+            for staged in sorted(p for p in self.quality_dir.rglob("*") if p.is_file()):
+                target = self.sink.meta / staged.relative_to(self.quality_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+                fsync_dir(target.parent)
         atomic_write_json(self.sink.run_record_path(self.run_id), run_record)
         shutil.rmtree(self.dir, ignore_errors=True)
 

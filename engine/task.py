@@ -9,7 +9,9 @@ score data never passes through the driver. A retried task overwrites its own pa
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,13 +26,18 @@ from engine import filters
 from engine._fsutil import atomic_write_json
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
+from engine.governance import OutputColumns
 from engine.outputs import score_batch, score_fields
 from engine.part_writer import PartWriters
 from engine.partitions import PartitionColumn
 from engine.plan import ScoreTask
+from engine.quality.profiler import ProfileSpec, TaskProfiler
 from engine.source import one_line
-from engine.stats import ColumnSummary
 from engine.storage import Storage, fs_and_path, open_parquet
+from engine.variant_stats import VariantStats
+from engine.variants import VariantConfig, VariantScorer
+
+log = logging.getLogger("lakescore.task")
 
 RUN_ID_COLUMN = "run_id"
 LOCATOR_COLUMNS = ("source_file", "row_number")
@@ -50,6 +57,13 @@ class WorkerConfig:
     tasks_dir: str
     batch_rows: int
     trust_pickle: bool = False
+    variants: VariantConfig | None = None
+    #: columns to profile and the reference's bins; None: no profile (nothing measured)
+    profile: ProfileSpec | None = None
+    #: False: profile only (``lakescore profile``): no part file, no task record
+    write: bool = True
+    #: the kept columns and the id's hash salt (engine.governance)
+    outputs: OutputColumns = field(default_factory=OutputColumns)
     #: output partition columns; the Parquet sink nests the run id under the partition
     partition_by: tuple[PartitionColumn, ...] = ()
     run_dir_in_partition: bool = False
@@ -63,8 +77,15 @@ class TaskResult:
     rows: int
     part: str
     seconds: dict[str, float] = field(default_factory=dict)
-    #: summary statistics (``ColumnSummary.to_dict``) by output column
-    stats: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
+    backend: str = ""
+    #: where it ran: the host's name and the worker process id
+    node: str = ""
+    worker: int = 0
+    #: per-variant rows and score sketches (:class:`~engine.variant_stats.VariantStats`)
+    variants: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: ``{"features": {name: ColumnProfile.to_dict()}, "scores": {...}}`` of the task's rows
+    profile: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
     #: every part's path under the data directory (``part`` is the first)
     parts: list[str] = field(default_factory=list)
 
@@ -98,8 +119,21 @@ def load_kernel(
 class ScoringWorker:
     """Holds one compiled kernel; call it with tasks. Safe to share between threads."""
 
-    def __init__(self, config: WorkerConfig, kernel: kernels.Kernel | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        kernel: kernels.Kernel | None = None,
+        variant_kernels: list[kernels.Kernel] | None = None,
+    ) -> None:
         self.config = config
+        self.variants: VariantScorer | None = None
+        if config.variants is not None:  # each row scored by its variant's kernel
+            self.variants = (
+                VariantScorer(config.variants, variant_kernels)
+                if variant_kernels
+                else VariantScorer.load(config.variants, config.backend, config.trust_pickle)
+            )
+            kernel = self.variants.kernels[0]
         self.kernel = kernel or load_kernel(
             config.model_path,
             config.model_sha256,
@@ -109,8 +143,9 @@ class ScoringWorker:
 
     def __call__(self, task: ScoreTask) -> TaskResult:
         cfg = self.config
-        seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0}
-        summaries: dict[str, ColumnSummary] = {}
+        seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0, "stats": 0.0}
+        profiler = TaskProfiler(cfg.profile) if cfg.profile is not None else None
+        feature_columns = list(cfg.feature_columns)
         builder = FeatureMatrixBuilder(list(cfg.feature_columns))
         writers = PartWriters(
             cfg.data_dir,
@@ -121,16 +156,16 @@ class ScoringWorker:
             open_writer=_part_writer,
             storage=cfg.storage,
         )
+        ids = [cfg.id_column] if cfg.id_column else []
         extra = [
-            *writers.data_columns(),
+            *cfg.outputs.keep,
+            *(writers.data_columns() if cfg.write else ()),
             *sorted(filters.columns(task.filter) if task.filter else ()),
         ]
-        columns = list(
-            dict.fromkeys(
-                [*cfg.feature_columns, *([cfg.id_column] if cfg.id_column else []), *extra]
-            )
-        )
+        columns = list(dict.fromkeys([*cfg.feature_columns, *ids, *extra]))
         rows = 0
+        variant_stats: dict[str, dict[str, object]] = {}
+        parts: list[str] = []
         try:
             batches = _read_batches(task, columns, cfg.batch_rows, cfg.storage)
             while True:
@@ -142,33 +177,64 @@ class ScoringWorker:
                     break
                 X = builder.build(batch)
                 t2 = time.perf_counter()
-                scores = score_batch(self.kernel, X)
+                if self.variants is None:
+                    scores = score_batch(self.kernel, X)
+                else:
+                    scores, batch_stats = self.variants.score(batch, X)
+                    variant_stats = VariantStats.merge(variant_stats, batch_stats)
                 t3 = time.perf_counter()
-                writers.write(self._output_table(task, batch, scores, rows), batch)
+                if cfg.write:
+                    writers.write(self._output_table(task, batch, scores, rows), batch)
                 t4 = time.perf_counter()
-                for name, values in scores.items():
-                    if values.dtype.kind in "fiu":  # a label named by strings has no mean
-                        summaries[name] = summaries.get(name, ColumnSummary()).merge(
-                            ColumnSummary.of(values)
-                        )
+                if profiler is not None:  # the matrix the kernel read: no second pass
+                    profiler.add_features(X, [batch.column(c) for c in feature_columns])
+                    # variant and model_version are Arrow columns: profiled per variant
+                    profiler.add_scores(
+                        {k: v for k, v in scores.items() if isinstance(v, np.ndarray)}
+                    )
+                t5 = time.perf_counter()
                 seconds["features"] += t2 - t1
                 seconds["kernel"] += t3 - t2
                 seconds["write"] += t4 - t3
+                seconds["stats"] += t5 - t4
                 rows += batch.num_rows
-            parts = writers.finish(lambda: self._output_schema(task))
+            if cfg.write:  # a profile-only run writes no part
+                parts = writers.finish(lambda: self._output_schema(task))
         finally:
             writers.abort()
         if rows != task.num_rows and task.filter is None:
             raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
+        t0 = time.perf_counter()
+        profile = _profile_docs(profiler)  # sketches serialised: part of the stats stage
+        seconds["stats"] += time.perf_counter() - t0
         result = TaskResult(
             task_id=task.task_id,
             rows=rows,
             part=parts[0] if parts else "",
             seconds={k: round(v, 6) for k, v in seconds.items()},
-            stats={name: s.to_dict() for name, s in summaries.items()},
+            profile=profile,
+            backend=self.kernel.backend,
+            node=socket.gethostname(),
+            worker=os.getpid(),
+            variants=variant_stats,
             parts=parts,
         )
-        atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
+        log.debug(
+            "task %s scored %d rows",
+            task.task_id,
+            rows,
+            extra={
+                "event": "task_scored",
+                "run_id": cfg.run_id,
+                "task_id": task.task_id,
+                "stage": "execute",
+                "rows": rows,
+                "seconds": round(sum(seconds.values()), 6),
+                "node": result.node,
+            },
+        )
+        if cfg.write:
+            atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
         return result
 
     def _output_table(
@@ -177,13 +243,16 @@ class ScoringWorker:
         n = batch.num_rows
         arrays: dict[str, pa.Array] = {}
         if self.config.id_column is not None:
-            arrays[self.config.id_column] = batch.column(self.config.id_column)
+            arrays[self.config.id_column] = self.config.outputs.ids(
+                batch.column(self.config.id_column)
+            )
         else:
             arrays[LOCATOR_COLUMNS[0]] = pa.array([task.relpath] * n, pa.string())
             start = task.first_row + offset
             arrays[LOCATOR_COLUMNS[1]] = pa.array(np.arange(start, start + n, dtype=np.int64))
         for name, values in scores.items():
             arrays[name] = pa.array(values)
+        arrays.update(self.config.outputs.kept(batch))
         arrays[RUN_ID_COLUMN] = pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, dtype=np.int32)), pa.array([self.config.run_id])
         )
@@ -193,15 +262,28 @@ class ScoringWorker:
         ids = open_parquet(task.path, self.config.storage).schema_arrow
         fields: list[pa.Field] = []
         if self.config.id_column is not None:
-            fields.append(ids.field(self.config.id_column))
+            fields.append(self.config.outputs.id_field(ids.field(self.config.id_column)))
         else:
             fields += [
                 pa.field(LOCATOR_COLUMNS[0], pa.string()),
                 pa.field(LOCATOR_COLUMNS[1], pa.int64()),
             ]
-        fields += score_fields(self.kernel.forest)
+        if self.variants is not None:
+            fields += self.variants.fields()
+        else:
+            fields += score_fields(self.kernel.forest)
+        fields += self.config.outputs.kept_fields(ids)
         fields.append(pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string())))
         return pa.schema(fields)
+
+
+def _profile_docs(profiler: TaskProfiler | None) -> dict[str, dict[str, dict[str, object]]]:
+    if profiler is None:
+        return {}
+    return {
+        role: {name: p.to_dict() for name, p in columns.items()}
+        for role, columns in profiler.result().items()
+    }
 
 
 def _read_batches(

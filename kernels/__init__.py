@@ -3,7 +3,7 @@
 ``kernels`` imports nothing from ``engine`` or ``cluster``.
 """
 
-from kernels.compile import BACKENDS, compile_model
+from kernels.compile import BACKENDS, available_backends, compile_model
 from kernels.errors import (
     BackendUnavailableError,
     InputShapeError,
@@ -26,6 +26,7 @@ __all__ = [
     "ModelFormatError",
     "UnsupportedModelError",
     "UntrustedModelError",
+    "available_backends",
     "compile_model",
     "load_model",
 ]

@@ -74,13 +74,6 @@ def tile_columns(forest: Forest) -> TileColumns:
     return TileColumns(used)
 
 
-def branch_free_exact(forest: Forest) -> bool:
-    """Whether the duplicated-tile trick is exact for this forest's CUDA traversal, which
-    replaces NaN by ``-inf`` for left-going nodes (exact unless a threshold is ``-inf``)."""
-    inner = forest.feature >= 0
-    return not np.any(np.isneginf(forest.threshold[inner]))
-
-
 def perfect_layout(forest: Forest, depth: int) -> PerfectLayout:
     n_trees = forest.num_trees
     n_inner = (1 << depth) - 1

@@ -17,25 +17,33 @@ scattered load per visited node (staging was 24% faster for the walk).
       go_right = x >= threshold or (isnan(x) and code % 2)
       q = 2 * q + c + go_right
 
-  which sends ``x < threshold`` left and NaN its default way, exactly, as long as no
-  threshold is ``-inf`` or NaN. Nodes come from global memory (one level of a tree spans
+  which is the IR's rule exactly: a number goes right iff ``not x < threshold``, NaN fails
+  ``x >= threshold`` and so takes its default way. A ``-inf`` threshold is an ordinary
+  always-right split (``x >= -inf`` for every number). A NaN threshold (``x < NaN`` is
+  false for every ``x``: every number goes right) is laid out as ``-inf``, which routes
+  every value the same way. Nodes come from global memory (one level of a tree spans
   a few cache lines, and the forest stays in L1/L2), two trees descend together so each
   thread has two independent chains of loads, and index arithmetic stays in uint32.
-* **walk**: the IR's nodes with branches, for forests deeper than
-  :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`, with a ``-inf`` or NaN threshold, or with
-  rows too wide for shared memory.
+* **walk** (:mod:`kernels._cuda_walk`): the IR's nodes with branches and every node kind
+  (categorical splits and LightGBM's zero band, as
+  :func:`kernels._numba_cpu.predict_reference` scores them), for forests with those,
+  forests deeper than :data:`kernels._cpu_layout.MAX_PERFECT_DEPTH`, or rows too wide for
+  shared memory.
 
-On an H200 (``benchmarks/gpu_check.py``, DESIGN reference model, 10M rows on the device)
-the walk scored 56M rows/s and the perfect traversal 265M (128 threads a block; 64: 263M;
-96: 249M; one tree at a time: 168M). Slower there, and so not kept: nodes copied to shared
-memory 8 trees at a time (180M: the copies and barriers cost more than L1 hits), NaN
-resolved at staging into two copies of each column (148M) and the same with uint32 keys
-that make a node one 8-byte load (140M): both double the shared memory per row, halving
-the rows in flight.
+On an H200 (the DESIGN reference model, 10M rows on the device) the walk scored 56M rows/s
+and the perfect traversal 265M (128 threads a block; 64: 263M; 96: 249M; one tree at a
+time: 168M). Slower there, and so not kept: nodes copied to shared memory 8 trees at a
+time (180M: the copies and barriers cost more than L1 hits), NaN resolved at staging into
+two copies of each column (148M) and the same with uint32 keys that make a node one 8-byte
+load (140M): both double the shared memory per row, halving the rows in flight.
 
 Batches travel in chunks through pinned host buffers that live as long as the launcher
 (pinned memory is what lets a copy run asynchronously). Chunks alternate between two
-streams, so chunk i+1's copy to the device overlaps chunk i's kernel.
+streams, so chunk i+1's copy to the device overlaps chunk i's kernel. :meth:`CudaLauncher.score`
+applies the output link on the device too and brings back float32, so ``Kernel.predict``
+moves 4 bytes a row back instead of 8 and spends no host time on the link. (On an H100,
+before this, ``Kernel.predict`` scored 43.7M rows/s where the launcher alone scored 90.4M;
+the change is not yet measured on a GPU.)
 
 ``kernels`` imports this module (and so ``numba.cuda``, about 0.5 s) only when the ``cuda``
 backend is asked for, or ``auto`` finds an NVIDIA driver.
@@ -43,6 +51,7 @@ backend is asked for, or ``auto`` finds an NVIDIA driver.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -55,7 +64,8 @@ import numba
 import numpy as np
 from numba import cuda, float32
 
-from kernels._cpu_layout import MAX_PERFECT_DEPTH, TILE_ROWS, branch_free_exact, perfect_layout
+from kernels._cpu_layout import MAX_PERFECT_DEPTH, TILE_ROWS, perfect_layout
+from kernels._cuda_walk import WALK_ARRAYS, predict_global, predict_shared
 from kernels.errors import BackendUnavailableError
 from kernels.ir import Forest
 
@@ -85,67 +95,6 @@ def is_simulated() -> bool:
 def cuda_available() -> bool:
     """True when CUDA kernels can run here: on a GPU, or in Numba's CUDA simulator."""
     return bool(cuda.is_available())
-
-
-# --- walk: the IR's nodes, with branches -------------------------------------------------
-
-
-@cuda.jit(device=True)
-def _row_margin(x, k, forest):
-    """The margin of output ``k`` for one row ``x``: the CPU kernel's walk, tree by tree."""
-    feature, threshold, left, right, default_left, value, offsets, group, base = forest
-    acc = base[k]
-    for t in range(offsets.shape[0] - 1):
-        if group[t] != k:
-            continue
-        root = offsets[t]
-        node = root
-        f = feature[node]
-        while f >= 0:
-            v = x[f]
-            # NaN fails every comparison, so it takes the tree's default branch instead.
-            go_left = default_left[node] != 0 if math.isnan(v) else v < threshold[node]
-            node = root + (left[node] if go_left else right[node])
-            f = feature[node]
-        acc += value[node]
-    return acc
-
-
-#: The Forest.arrays() that ``_row_margin`` reads, in its order.
-WALK_ARRAYS = (
-    "feature", "threshold", "left", "right", "default_left", "value", "tree_offsets",
-    "tree_group", "base_margin",
-)  # fmt: skip
-
-
-# ``forest`` is the tuple of WALK_ARRAYS on the device. Kernels compile on first launch
-# for the argument types (eager signatures would compile when this module is imported);
-# cache=True keeps the machine code on disk for the next process.
-@cuda.jit(cache=True)
-def _predict_shared(X, forest, out):
-    """One thread per row; the block's rows are staged in (dynamic) shared memory."""
-    rows = cuda.shared.array(0, dtype=float32)
-    n_features = X.shape[1]
-    tid = cuda.threadIdx.x
-    first = cuda.blockIdx.x * cuda.blockDim.x
-    n = min(cuda.blockDim.x, X.shape[0] - first)
-    # The block's rows are contiguous in X: consecutive threads load consecutive floats.
-    for i in range(tid, n * n_features, cuda.blockDim.x):
-        rows[i] = X[first + i // n_features, i % n_features]
-    cuda.syncthreads()
-    if tid < n:
-        x = rows[tid * n_features : (tid + 1) * n_features]
-        for k in range(out.shape[1]):
-            out[first + tid, k] = _row_margin(x, k, forest)
-
-
-@cuda.jit(cache=True)
-def _predict_global(X, forest, out):
-    """One thread per row, features read from global memory (rows too wide for shared)."""
-    row = cuda.grid(1)
-    if row < X.shape[0]:
-        for k in range(out.shape[1]):
-            out[row, k] = _row_margin(X[row], k, forest)
 
 
 # --- perfect: complete trees, branch-free steps ------------------------------------------
@@ -244,15 +193,20 @@ def perfect_arrays(forest: Forest, block: int) -> dict[str, Any] | None:
 
     ``node[t * n_inner + p]`` is tree ``t``'s code at complete-tree position ``p``: where
     its column sits among the staged rows (its position in ``columns`` times ``block``),
-    doubled, plus 1 when NaN goes right; ``threshold`` is laid out alike. Trees are sorted
-    by output, stably, so each output keeps its trees' order. Leaf values are float32
-    where that is exact (XGBoost's are), else float64.
+    doubled, plus 1 when NaN goes right; ``threshold`` is laid out alike, a NaN threshold
+    as ``-inf`` (both send every number right). Trees are sorted by output, stably, so
+    each output keeps its trees' order. Leaf values are float32 where that is exact
+    (XGBoost's are), else float64. None for categorical splits and the zero band (the
+    walk's node kinds) and for trees too deep to pad.
     """
     inner = forest.feature >= 0
-    if forest.num_trees == 0 or not inner.any() or not branch_free_exact(forest):
+    if forest.num_trees == 0 or not inner.any():
         return None
-    if np.isnan(forest.threshold[inner]).any():  # x >= NaN and x < NaN are both False
+    if forest.has_categorical or forest.has_zero_missing:
         return None
+    if np.isnan(forest.threshold[inner]).any():
+        threshold = np.where(np.isnan(forest.threshold), np.float32(-np.inf), forest.threshold)
+        forest = dataclasses.replace(forest, threshold=threshold.astype(np.float32))
     depth = int(forest.tree_depths().max())
     if depth > MAX_PERFECT_DEPTH:
         return None
@@ -276,6 +230,63 @@ def perfect_arrays(forest: Forest, block: int) -> dict[str, Any] | None:
         "base": np.ascontiguousarray(forest.base_margin, dtype=np.float64),
         "depth": depth,
     }
+
+
+#: The output links :meth:`CudaLauncher.score` applies on the device (kernels.ir.LINKS).
+LINK_CODES = {"identity": 0, "sigmoid": 1, "exp": 2, "softmax": 3, "argmax": 4}
+#: Block size of the link kernel (one thread per row, a few operations each).
+FINISH_THREADS = 256
+
+
+@cuda.jit(cache=True)
+def _finish(margin, link, scale, out):
+    """:func:`kernels.kernel.apply_link` on the device: the same float64 expressions, in
+    the same order, rounded once to float32 (``out``); argmax writes one column."""
+    row = cuda.grid(1)
+    if row >= margin.shape[0]:
+        return
+    n_out = margin.shape[1]
+    if link == 4:  # the first largest margin, as np.argmax
+        best = 0
+        top = margin[row, 0] * scale
+        for k in range(1, n_out):
+            m = margin[row, k] * scale
+            if m > top:
+                best = k
+                top = m
+        out[row, 0] = best
+    elif link == 3:  # softmax, shifted by the row's largest margin
+        top = margin[row, 0] * scale
+        for k in range(1, n_out):
+            top = max(top, margin[row, k] * scale)
+        total = 0.0
+        for k in range(n_out):
+            total += math.exp(margin[row, k] * scale - top)
+        for k in range(n_out):
+            out[row, k] = math.exp(margin[row, k] * scale - top) / total
+    else:
+        for k in range(n_out):
+            m = margin[row, k] * scale
+            if link == 1:
+                m = 1.0 / (1.0 + math.exp(-m))
+            elif link == 2:
+                m = math.exp(m)
+            out[row, k] = m
+
+
+@dataclasses.dataclass(frozen=True)
+class _Buffers:
+    """One stream's reusable buffers for a chunk of rows: the rows (pinned, then on the
+    device), the margins on the device and back, and the float32 predictions on the
+    device and back. Rows and predictions are flat, so a chunk's ``(n, width)`` view is
+    contiguous in either order (rows: as the batch is) and for any width."""
+
+    host_in: np.ndarray
+    host_margin: np.ndarray
+    host_pred: np.ndarray
+    dev_in: Any
+    dev_margin: Any
+    dev_pred: Any
 
 
 def _perfect_block(row_bytes: int, requested: int | None) -> int | None:
@@ -311,6 +322,9 @@ class CudaLauncher:
         the CPU count where smaller.
     """
 
+    #: Feature-major (F-contiguous) batches are scored as they are (see _pipeline).
+    accepts_feature_major = True
+
     def __init__(
         self,
         forest: Forest,
@@ -324,10 +338,6 @@ class CudaLauncher:
     ) -> None:
         if not cuda_available():
             raise BackendUnavailableError(UNAVAILABLE)
-        if forest.has_categorical or forest.has_zero_missing:
-            raise BackendUnavailableError(
-                "backend 'cuda' does not score categorical splits or zero_as_missing yet"
-            )
         if threads_per_block is not None and (threads_per_block <= 0 or threads_per_block % 32):
             raise ValueError(f"threads_per_block must be a multiple of 32, not {threads_per_block}")
         if traversal not in ("auto", "perfect", "walk"):
@@ -345,7 +355,7 @@ class CudaLauncher:
         else:
             self._init_walk(forest, threads_per_block or 128, rows_in_shared)
         self._streams = (cuda.stream(), cuda.stream())
-        self._buffers: list[tuple[np.ndarray, np.ndarray, Any, Any]] = []
+        self._buffers: list[_Buffers] = []
         self._copy_threads = copy_threads or min(COPY_THREADS, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self._copy_threads) if self._copy_threads > 1 else None
         # Concurrent calls would share the staging buffers.
@@ -383,54 +393,102 @@ class CudaLauncher:
         if rows_in_shared is None:
             rows_in_shared = 0 < shared_bytes <= _SHARED_LIMIT
         self.rows_in_shared = rows_in_shared
-        self._kernel = _predict_shared if rows_in_shared else _predict_global
+        self._kernel = predict_shared if rows_in_shared else predict_global
         self._shared_bytes = shared_bytes if rows_in_shared else 0
         arrays = forest.arrays()
+        # A forest with no categorical split has no bitsets: one word keeps the array real.
+        arrays["cat_bits"] = np.append(arrays["cat_bits"], np.uint32(0))
         self._args = (tuple(cuda.to_device(np.ascontiguousarray(arrays[k])) for k in WALK_ARRAYS),)
 
     def predict_device(self, X: Any, out: Any, *, stream: Any = 0) -> None:
         """Launch on arrays already on the device (asynchronous on ``stream``).
 
-        ``X`` is a C-contiguous float32 device array (n_rows, n_features), ``out`` a
-        float64 device array (n_rows, n_outputs).
+        ``X`` is a C- or F-contiguous float32 device array (n_rows, n_features), ``out`` a
+        float64 device array (n_rows, n_outputs). Each layout compiles its own kernel.
         """
         n_rows = X.shape[0]
         blocks = (n_rows + self.threads_per_block - 1) // self.threads_per_block
         launch = self._kernel[blocks, self.threads_per_block, stream, self._shared_bytes]
         launch(X, *self._args, out)
 
+    def finish_device(
+        self, margin: Any, link: str, scale: float, out: Any, *, stream: Any = 0
+    ) -> None:
+        """Apply ``link`` (scaled by ``scale``) to device margins, into float32 device
+        ``out`` (n_rows, n_outputs, or 1 for argmax); asynchronous on ``stream``."""
+        blocks = (margin.shape[0] + FINISH_THREADS - 1) // FINISH_THREADS
+        _finish[blocks, FINISH_THREADS, stream](margin, LINK_CODES[link], float(scale), out)
+
     def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
+        """Margins of ``X``'s rows into ``out`` (float64), host memory to host memory."""
         with self._lock:
-            self._ensure_buffers(min(X.shape[0], self.chunk_rows))
-            pending: list[tuple[int, int] | None] = [None, None]
-            for i, start in enumerate(range(0, X.shape[0], self.chunk_rows)):
-                stop = min(X.shape[0], start + self.chunk_rows)
-                b = i % 2
-                host_in, host_out, dev_in, dev_out = self._buffers[b]
-                stream = self._streams[b]
-                # Buffers b were last used by chunk i-2: wait for it, then hand out its rows.
-                stream.synchronize()
-                self._collect(pending[b], host_out, out)
-                n = stop - start
-                self._stage(host_in[:n], X[start:stop])
-                dev_in[:n].copy_to_device(host_in[:n], stream=stream)
-                self.predict_device(dev_in[:n], dev_out[:n], stream=stream)
-                dev_out[:n].copy_to_host(host_out[:n], stream=stream)
-                pending[b] = (start, stop)
-            for b in (0, 1):
-                self._streams[b].synchronize()
-                self._collect(pending[b], self._buffers[b][1], out)
+            self._pipeline(X, out, None)
+
+    def score(self, X: np.ndarray, link: str, scale: float = 1.0) -> np.ndarray:
+        """``link(scale * margin)`` of ``X``'s rows as float32 (n_rows, n_outputs), or
+        (n_rows, 1) for argmax: :func:`kernels.kernel.apply_link` applied on the device,
+        so only the float32 result comes back (``Kernel.predict`` uses this)."""
+        if link not in LINK_CODES:
+            raise ValueError(f"unknown link {link!r}")
+        width = 1 if link == "argmax" else self.num_outputs
+        out = np.empty((X.shape[0], width), np.float32)
+        if X.shape[0]:
+            with self._lock:
+                self._pipeline(X, out, (link, float(scale)))
+        return out
+
+    def _pipeline(self, X: np.ndarray, out: np.ndarray, link: tuple[str, float] | None) -> None:
+        """Chunks of ``X`` through both streams' buffers: stage, copy in, score (and apply
+        ``link``), copy back; each chunk's result is handed to ``out`` once its stream is
+        done, when the buffers come round again (chunk i+2) or at the end."""
+        self._ensure_buffers(min(X.shape[0], self.chunk_rows))
+        width, nf = out.shape[1], self.num_features
+        # Feature-major batches (the engine's, from Arrow columns) stay feature-major: the
+        # kernels compile for either layout, and a column-major staged chunk is a run of
+        # contiguous column pieces, where transposing it on the host would cost more than
+        # scoring it.
+        order = "F" if X.flags.f_contiguous and not X.flags.c_contiguous else "C"
+        pending: list[tuple[int, int, np.ndarray] | None] = [None, None]
+        for i, start in enumerate(range(0, X.shape[0], self.chunk_rows)):
+            stop = min(X.shape[0], start + self.chunk_rows)
+            n = stop - start
+            b = i % 2
+            buf = self._buffers[b]
+            stream = self._streams[b]
+            # Buffers b were last used by chunk i-2: wait for it, then hand out its rows.
+            stream.synchronize()
+            self._collect(pending[b], out)
+            host_in = buf.host_in[: n * nf].reshape((n, nf), order=order)
+            dev_in = buf.dev_in[: n * nf].reshape(n, nf, order=order)
+            self._stage(host_in, X[start:stop])
+            dev_in.copy_to_device(host_in, stream=stream)
+            self.predict_device(dev_in, buf.dev_margin[:n], stream=stream)
+            if link is None:
+                host = buf.host_margin[:n]
+                buf.dev_margin[:n].copy_to_host(host, stream=stream)
+            else:
+                dev_pred = buf.dev_pred[: n * width].reshape(n, width)
+                self.finish_device(buf.dev_margin[:n], *link, dev_pred, stream=stream)
+                host = buf.host_pred[: n * width].reshape(n, width)
+                dev_pred.copy_to_host(host, stream=stream)
+            pending[b] = (start, stop, host)
+        for b in (0, 1):
+            self._streams[b].synchronize()
+            self._collect(pending[b], out)
 
     def _ensure_buffers(self, rows: int) -> None:
         """Allocate (or grow) the two sets of pinned host and device buffers."""
-        if self._buffers and self._buffers[0][0].shape[0] >= rows:
+        if self._buffers and self._buffers[0].dev_margin.shape[0] >= rows:
             return
+        nf, no = self.num_features, self.num_outputs
         self._buffers = [
-            (
-                cuda.pinned_array((rows, self.num_features), np.float32),
-                cuda.pinned_array((rows, self.num_outputs), np.float64),
-                cuda.device_array((rows, self.num_features), np.float32),
-                cuda.device_array((rows, self.num_outputs), np.float64),
+            _Buffers(
+                host_in=cuda.pinned_array(rows * nf, np.float32),
+                host_margin=cuda.pinned_array((rows, no), np.float64),
+                host_pred=cuda.pinned_array(rows * no, np.float32),
+                dev_in=cuda.device_array(rows * nf, np.float32),
+                dev_margin=cuda.device_array((rows, no), np.float64),
+                dev_pred=cuda.device_array(rows * no, np.float32),
             )
             for _ in range(2)
         ]
@@ -447,6 +505,6 @@ class CudaLauncher:
             future.result()
 
     @staticmethod
-    def _collect(rows: tuple[int, int] | None, host_out: np.ndarray, out: np.ndarray) -> None:
-        if rows is not None:
-            out[rows[0] : rows[1]] = host_out[: rows[1] - rows[0]]
+    def _collect(done: tuple[int, int, np.ndarray] | None, out: np.ndarray) -> None:
+        if done is not None:
+            out[done[0] : done[1]] = done[2]

@@ -9,21 +9,27 @@ from kernels.errors import BackendUnavailableError
 from kernels.ir import Forest
 from kernels.kernel import Kernel, Launcher
 
-Backend = Literal["auto", "numba", "cuda"]
-BACKENDS = ("auto", "numba", "cuda")
+Backend = Literal["auto", "numba", "cuda", "tl2cgen"]
+BACKENDS = ("auto", "numba", "cuda", "tl2cgen")
 
 
 def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | None = None) -> Kernel:
     """Compile ``forest`` for ``backend``; ``kernel.backend`` names the one used.
 
     ``auto`` means ``cuda`` when a real NVIDIA GPU is usable (never Numba's CUDA simulator,
-    which is for tests), else ``numba`` (the parallel CPU kernel). ``n_threads`` applies to
-    ``numba`` only.
+    which is for tests), else ``numba`` (the parallel CPU kernel). ``tl2cgen`` compiles the
+    forest to C with TL2cgen and gcc (slow the first time, then cached on disk; see
+    :mod:`kernels._tl2cgen`); never chosen by ``auto``. ``n_threads`` applies to ``numba``
+    and ``tl2cgen``.
 
     Raises
     ------
     BackendUnavailableError
-        ``backend`` is unknown, or is ``cuda`` and no GPU (nor the simulator) is usable.
+        ``backend`` is unknown, or is ``cuda`` and no GPU (nor the simulator) is usable, or
+        is ``tl2cgen`` and tl2cgen, treelite or gcc is missing.
+    UnsupportedModelError
+        ``backend`` cannot score this model exactly (e.g. categorical splits on
+        ``tl2cgen``).
     """
     if backend not in BACKENDS:
         raise BackendUnavailableError(
@@ -35,6 +41,11 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
         launcher = _cuda_launcher(forest, required=backend == "cuda")
         if launcher is not None:
             return Kernel(forest, backend="cuda", launcher=launcher)
+    if backend == "tl2cgen":
+        from kernels import _tl2cgen
+
+        launcher = _tl2cgen.Tl2cgenLauncher(forest, n_threads=n_threads)
+        return Kernel(forest, backend="tl2cgen", launcher=launcher)
     from kernels import _numba_cpu
 
     return Kernel(
@@ -44,13 +55,6 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
 
 def _cuda_launcher(forest: Forest, *, required: bool) -> Launcher | None:
     """The CUDA launcher, or None when it is not required and cannot (or should not) run."""
-    if forest.has_categorical or forest.has_zero_missing:
-        if required:
-            raise BackendUnavailableError(
-                "backend 'cuda' does not score categorical splits or zero_as_missing yet; "
-                "use --backend numba or auto"
-            )
-        return None
     try:
         from kernels import _numba_cuda
 
@@ -64,3 +68,25 @@ def _cuda_launcher(forest: Forest, *, required: bool) -> Launcher | None:
         if required:
             raise BackendUnavailableError(f"backend 'cuda' needs numba-cuda ({exc})") from exc
     return None
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends that can run on this machine (``auto`` always can and is not listed).
+
+    ``numba`` always; ``cuda`` where a GPU (or Numba's CUDA simulator) is usable;
+    ``tl2cgen`` where tl2cgen, treelite and gcc are installed.
+    """
+    names = ["numba"]
+    if os.path.exists("/dev/nvidiactl") or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        try:
+            from kernels import _numba_cuda
+
+            if _numba_cuda.cuda_available():
+                names.append("cuda")
+        except (ImportError, BackendUnavailableError):
+            pass
+    from kernels import _tl2cgen
+
+    if _tl2cgen.unavailable_reason() is None:
+        names.append("tl2cgen")
+    return tuple(names)

@@ -1,13 +1,19 @@
-"""The CUDA backend agrees with XGBoost and with the CPU kernel, in Numba's CUDA simulator.
+"""The CUDA backend agrees with the native libraries and the CPU kernel, in Numba's CUDA
+simulator, for every model family it scores.
 
 Numba reads ``NUMBA_ENABLE_CUDASIM`` once, when it is first imported, so the simulated half
 runs in a child process started with it set: the child (this file run as a script) compiles
-each saved model with ``backend="cuda"`` and saves its margins for every launcher variant;
-the tests compare them here with ``xgboost.Booster.inplace_predict``, the ``numba`` backend
-and the IR's rule walked in numpy. Forests the perfect traversal must refuse (a ``-inf``
-threshold, trees deeper than it pads), thresholds of exactly zero (``-0.0`` against
-``+0.0`` rows) and three outputs with unequal tree counts are built from the saved models.
-The simulator runs each GPU thread as a Python thread, so models and batches stay small.
+each saved model with ``backend="cuda"`` and saves its margins for every launcher variant
+(XGBoost models and forests derived from them) or the default launcher (the other
+families), and ``Kernel.predict``'s output (the link applied on the device). The tests
+compare them here with the native library's predict (``xgboost.Booster.inplace_predict``,
+``lightgbm.Booster.predict``, scikit-learn's ``predict_proba``), the ``numba`` backend and
+the IR's rule walked in numpy. Derived forests: ``-inf`` and NaN thresholds (ordinary
+always-right splits, perfect traversal), trees deeper than the perfect traversal pads,
+thresholds of exactly zero (``-0.0`` against ``+0.0`` rows), three outputs with unequal
+tree counts and base margins, and an ``exp`` link with a scale. LightGBM's categorical
+splits and zero band take the walk. The simulator runs each GPU thread as a Python thread,
+so models and batches stay small.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -36,10 +43,20 @@ MODELS: dict[str, tuple[dict[str, Any], int]] = {
     "binary": ({"objective": "binary:logistic", "max_depth": 4}, 10),
     "regression": ({"objective": "reg:squarederror", "max_depth": 3, "base_score": 0.3}, 8),
     "multiclass": ({"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, 3),
+    "argmax": ({"objective": "multi:softmax", "num_class": 3, "max_depth": 2}, 2),
+}
+#: Other families, scored by the default launcher: name -> the traversal it must take.
+FAMILIES = {
+    "xgb_categorical": "walk",
+    "lgb_categorical": "walk",
+    "lgb_zero_missing": "walk",
+    "lgb_poisson": "perfect",
+    "sklearn_forest": "perfect",
 }
 #: name -> CudaLauncher keywords: the perfect traversal (trees in pairs), one tree at a
 #: time, 64-thread blocks; the walk with rows in shared and in global memory; and batches
-#: split into 5 chunks (a short last one) over both streams, in 32-thread blocks.
+#: split into chunks (a short last one) over both streams, in 32-thread blocks; the last
+#: two on feature-major batches.
 VARIANTS: dict[str, dict[str, Any]] = {
     "perfect": {},
     "single": {"pair_trees": False},
@@ -47,11 +64,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "walk": {"traversal": "walk"},
     "walk_global": {"traversal": "walk", "rows_in_shared": False},
     "chunked": {"chunk_rows": 64, "threads_per_block": 32},
+    "chunked_fm": {"chunk_rows": 64, "threads_per_block": 32},
+    "walk_fm": {"traversal": "walk"},
 }
+#: Variants fed feature-major (F-contiguous) batches, as the engine builds them.
+FEATURE_MAJOR = ("chunked_fm", "walk_fm")
 #: Built from the saved models (see _special): name -> the traversal every variant must use
 #: (None: the one it asks for).
-SPECIAL = {"neg_inf": "walk", "too_deep": "walk", "zero_thresholds": None, "three_outputs": None}
-N_ROWS = 300
+SPECIAL = {
+    "neg_inf": None,
+    "nan_threshold": None,
+    "too_deep": "walk",
+    "zero_thresholds": None,
+    "three_outputs": None,
+    "scaled_exp": None,
+}
+N_ROWS = 200
+#: The variants each kind of case runs (the simulator is slow: derived forests and other
+#: families take the default traversal and the walk, or the default alone).
+RUNS = {**dict.fromkeys(MODELS, tuple(VARIANTS)), **dict.fromkeys(SPECIAL, ("perfect", "walk"))}
+RUNS.update(dict.fromkeys(FAMILIES, ("perfect",)))
 
 
 def _train(params: dict[str, Any], rounds: int, seed: int) -> Any:
@@ -83,7 +115,67 @@ def _hard_rows(forest: Forest, n_rows: int, seed: int) -> np.ndarray:
     X[draw < 0.08] = np.nan
     X[(draw >= 0.08) & (draw < 0.10)] = np.inf
     X[(draw >= 0.10) & (draw < 0.12)] = -np.inf
+    X[(draw >= 0.12) & (draw < 0.15)] = 0.0  # LightGBM's zero band
+    whole = (draw >= 0.15) & (draw < 0.25)  # categories, negative ones too
+    X[whole] = np.round(np.clip(X[whole], -1e6, 1e6) * 4)
     return X
+
+
+def _family(name: str, work: Path) -> tuple[Forest, np.ndarray, np.ndarray]:
+    """A small model of another family, trained and saved: its forest (loaded from the
+    file), hard rows for it, and the native library's prediction for them."""
+    rng = np.random.default_rng(len(name))
+    X = rng.normal(size=(600, 8)).astype(np.float32)
+    X[:, 7] = rng.integers(0, 12, size=600)  # a categorical column
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[rng.random(X.shape) < 0.05] = 0.0
+    signal = np.nan_to_num(X[:, 0] - X[:, 1] * X[:, 2]) + np.isin(X[:, 7], [1, 4, 9])
+    if name == "xgb_categorical":  # XGBoost's rule: no negative category
+        xgb = pytest.importorskip("xgboost")
+        types = ["q"] * 7 + ["c"]
+        dtrain = xgb.DMatrix(X, signal, feature_types=types, enable_categorical=True)
+        params = {"max_depth": 3, "tree_method": "hist", "max_cat_to_onehot": 1, "seed": 0}
+        booster = xgb.train(params, dtrain, 4)
+        path = work / f"{name}.json"
+        booster.save_model(path)
+        native = booster.inplace_predict
+    elif name == "sklearn_forest":
+        ensemble = pytest.importorskip("sklearn.ensemble")
+        model = ensemble.RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0)
+        model.fit(X, signal > 0.5)
+        path = work / f"{name}.pkl"
+        path.write_bytes(pickle.dumps(model))
+        native = lambda rows: model.predict_proba(rows)[:, 1]  # noqa: E731
+    else:
+        lgb = pytest.importorskip("lightgbm")
+        params: dict[str, Any] = {"verbose": -1, "seed": 0, "num_threads": 1, "num_leaves": 15}
+        params.update(min_data_in_leaf=5, min_data_per_group=5, deterministic=True)
+        y = (signal > 0.5).astype(float)
+        categorical: list[int] = []
+        if name == "lgb_categorical":
+            params.update(objective="binary", cat_smooth=1.0)
+            categorical = [7]
+        elif name == "lgb_zero_missing":
+            params.update(objective="regression", zero_as_missing=True)
+            y = signal
+        else:
+            params.update(objective="poisson")
+            y = rng.poisson(np.exp(np.clip(signal, -2, 2) / 2)).astype(float)
+        data = lgb.Dataset(X, y, categorical_feature=categorical, params=params)
+        booster = lgb.train(params, data, 6)
+        path = work / f"{name}.txt"
+        booster.save_model(path)
+        native = booster.predict
+    forest = load_model(path, trust_pickle=True, cache=False)
+    rows = _hard_rows(forest, N_ROWS, len(name))
+    rows[:, 7] = rng.integers(-2, 14, size=N_ROWS)  # categories past the bitset, negatives
+    rows[rng.random(N_ROWS) < 0.05, 7] = np.float32(-0.5)  # LightGBM's category 0
+    rows[rng.random(N_ROWS) < 0.05, 7] = np.nan
+    rows[rng.random(rows.shape) < 0.02] = np.float32(1e-36)  # in the zero band
+    if name == "sklearn_forest":  # its predict refuses infinities
+        rows = np.nan_to_num(rows, nan=np.nan, posinf=3e38, neginf=-3e38)
+    np.save(work / f"{name}.X.npy", rows)
+    return forest, rows, native(rows)
 
 
 def _special(name: str, work: Path) -> tuple[Forest, np.ndarray]:
@@ -92,8 +184,12 @@ def _special(name: str, work: Path) -> tuple[Forest, np.ndarray]:
     X = np.load(work / "binary.X.npy")
     inner = np.flatnonzero(forest.feature >= 0)
     threshold = forest.threshold.copy()
-    if name == "neg_inf":  # -inf >= -inf: the branch-free rule would send a left NaN right
-        threshold[inner[len(inner) // 2]] = -np.inf
+    if name == "neg_inf":  # every number goes right (x >= -inf), NaN its default way
+        threshold[inner[::5]] = -np.inf
+    elif name == "nan_threshold":  # x < NaN is false: every number goes right, as for -inf
+        threshold[inner[1::5]] = np.nan
+    elif name == "scaled_exp":  # the link scale, applied on the device with the link
+        return dataclasses.replace(forest, link="exp", link_scale=0.5), X
     elif name == "zero_thresholds":  # x >= t must hold for -0.0 against +0.0 and back
         on_f0 = inner[forest.feature[inner] == 0]
         threshold[on_f0] = np.where(np.arange(on_f0.size) % 2, np.float32(-0.0), 0.0)
@@ -155,16 +251,21 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     for name in SPECIAL:
         forest, X = _special(name, work)
         cases[name] = {"forest": forest, "X": X}
+    for name in FAMILIES:
+        forest, X, native = _family(name, work)
+        cases[name] = {"forest": forest, "X": X, "native": native}
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((work / "report.json").read_text())
     for name, case in cases.items():
         case["auto_backend"] = report["auto_backend"]
+        case["backend"] = report["backend"][name]
         case["traversal"] = report["traversal"][name]
-        case["margins"] = {v: np.load(work / f"{name}.{v}.npy") for v in VARIANTS}
+        case["margins"] = {v: np.load(work / f"{name}.{v}.npy") for v in RUNS[name]}
+        case["predict"] = np.load(work / f"{name}.predict.npy")
     return cases
 
 
@@ -176,36 +277,64 @@ def test_cuda_matches_xgboost(cases: dict[str, dict[str, Any]], model: str) -> N
     for variant, margins in case["margins"].items():
         got = apply_link(margins, case["forest"].link)
         assert np.abs(got - expected.reshape(got.shape)).max() <= 1e-6, variant
+    assert np.abs(case["predict"] - expected.reshape(case["predict"].shape)).max() <= 1e-6
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", [*MODELS, *SPECIAL])
-def test_cuda_margins_equal_tree_order_walk(
-    cases: dict[str, dict[str, Any]], model: str, variant: str
-) -> None:
+@pytest.mark.parametrize("model", FAMILIES)
+def test_cuda_matches_native_library(cases: dict[str, dict[str, Any]], model: str) -> None:
+    """XGBoost's and LightGBM's categorical splits, LightGBM's zero band and poisson's exp
+    link, and a scikit-learn forest (averaged trees), on the device, against their own
+    predict."""
+    case = cases[model]
+    assert case["backend"] == "cuda"
+    assert case["traversal"]["perfect"] == FAMILIES[model]
+    np.testing.assert_allclose(case["predict"], case["native"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [m for m in RUNS if m not in FAMILIES])
+def test_cuda_margins_equal_tree_order_walk(cases: dict[str, dict[str, Any]], model: str) -> None:
     """Same rule, same float64 additions in tree order: bitwise-equal margins."""
     case = cases[model]
-    np.testing.assert_array_equal(case["margins"][variant], _walk(case["forest"], case["X"]))
+    for variant, margins in case["margins"].items():
+        np.testing.assert_array_equal(margins, _walk(case["forest"], case["X"]), err_msg=variant)
+
+
+#: The CPU kernel's perfect layout reads ``x >= NaN`` (false) as "go left", where the IR
+#: sends every number right; loaders refuse NaN thresholds, so only this test forest has one.
+CPU_COMPARABLE = [m for m in RUNS if m != "nan_threshold"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", [*MODELS, "three_outputs"])
-def test_cuda_margins_match_cpu(cases: dict[str, dict[str, Any]], model: str, variant: str) -> None:
+@pytest.mark.parametrize("model", CPU_COMPARABLE)
+def test_cuda_margins_match_cpu(cases: dict[str, dict[str, Any]], model: str) -> None:
     """The CPU backend may add leaf values in another order: equal up to float64 rounding."""
     case = cases[model]
-    cpu = np.empty_like(case["margins"][variant])
+    cpu = np.empty((case["X"].shape[0], case["forest"].num_outputs))
     CpuLauncher(case["forest"])(case["X"], cpu)
-    np.testing.assert_allclose(case["margins"][variant], cpu, rtol=1e-12, atol=1e-12)
+    for variant, margins in case["margins"].items():
+        np.testing.assert_allclose(margins, cpu, rtol=1e-12, atol=1e-12, err_msg=variant)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [*MODELS, *SPECIAL])
+@pytest.mark.parametrize("model", CPU_COMPARABLE)
+def test_cuda_predict_matches_cpu_predict(cases: dict[str, dict[str, Any]], model: str) -> None:
+    """``Kernel.predict`` with the link applied on the device (float64, then float32) is the
+    CPU backend's, which applies it on the host, to one float32 step (exp's last bit)."""
+    case = cases[model]
+    cpu = compile_model(case["forest"], backend="numba").predict(case["X"])
+    assert case["predict"].shape == cpu.shape and case["predict"].dtype == np.float32
+    np.testing.assert_array_max_ulp(case["predict"], cpu, maxulp=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [m for m in RUNS if m not in FAMILIES])
 def test_variants_run_the_traversal_asked_for(cases: dict[str, dict[str, Any]], model: str) -> None:
-    """Perfect where it is exact, the walk for -inf thresholds and over-deep trees."""
-    for variant, options in VARIANTS.items():
-        asked = options.get("traversal", "perfect")
+    """Perfect where it is exact (``-inf`` and NaN thresholds too), the walk for over-deep
+    trees."""
+    for variant in RUNS[model]:
+        asked = VARIANTS[variant].get("traversal", "perfect")
         expected = SPECIAL.get(model) or asked
         assert cases[model]["traversal"][variant] == expected, variant
 
@@ -245,28 +374,40 @@ def _walk(forest: Forest, X: np.ndarray) -> np.ndarray:
 
 
 def _simulated(work: Path) -> None:
-    """The child: every saved model and special forest through every launcher variant."""
+    """The child: every saved model and derived forest through its launcher variants, and
+    ``Kernel.predict`` of the ``cuda`` backend."""
     from kernels._numba_cuda import CudaLauncher, is_simulated
 
     assert is_simulated(), "run with NUMBA_ENABLE_CUDASIM=1"
     # numpy scalars stand in for the kernels' uint32 index arithmetic, which wraps by design.
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-    report: dict[str, Any] = {"traversal": {}}
+    report: dict[str, Any] = {"traversal": {}, "backend": {}}
     inputs = {
         name: (load_model(work / f"{name}.json"), np.load(work / f"{name}.X.npy"))
         for name in MODELS
     }
     inputs.update({name: _special(name, work) for name in SPECIAL})
+    for name in FAMILIES:
+        suffix = {"sklearn": "pkl", "xgb": "json", "lgb": "txt"}[name.split("_")[0]]
+        path = work / f"{name}.{suffix}"
+        inputs[name] = (
+            load_model(path, trust_pickle=True, cache=False),
+            np.load(work / f"{name}.X.npy"),
+        )
+    report["auto_backend"] = compile_model(inputs["binary"][0]).backend
     for name, (forest, X) in inputs.items():
-        if name in MODELS:
-            assert compile_model(forest, backend="cuda").backend == "cuda"
-            report["auto_backend"] = compile_model(forest).backend
+        kernel = compile_model(forest, backend="cuda")
+        report["backend"][name] = kernel.backend
+        predicted = kernel.predict(X)
+        # Kernel.predict hands a feature-major batch to the launcher as it is.
+        assert np.array_equal(kernel.predict(np.asfortranarray(X)), predicted), name
+        np.save(work / f"{name}.predict.npy", predicted)
         report["traversal"][name] = {}
-        for variant, options in VARIANTS.items():
+        for variant in RUNS[name]:
             # The launcher itself, for float64 margins (predict returns float32).
-            launcher = CudaLauncher(forest, **options)
+            launcher = CudaLauncher(forest, **VARIANTS[variant])
             margins = np.full((X.shape[0], forest.num_outputs), np.nan)  # all must be written
-            launcher(X, margins)
+            launcher(np.asfortranarray(X) if variant in FEATURE_MAJOR else X, margins)
             np.save(work / f"{name}.{variant}.npy", margins)
             report["traversal"][name][variant] = launcher.traversal
     (work / "report.json").write_text(json.dumps(report))

@@ -1,22 +1,11 @@
-"""The LightGBM loader: text models -> Forest, scored by the Numba kernel, against LightGBM.
+"""The LightGBM loader: text models and Boosters -> Forest, against LightGBM's own dump.
 
-The oracle is ``lightgbm.Booster.predict`` on the same float32 matrix (``raw_score=True``
-for margins), and its ``pred_leaf=True`` routing with leaf values from ``dump_model()``:
-LightGBM's own descriptions of the model, never the Forest itself. Inputs cover NaN,
-+-inf, values on every split threshold and the float32 values around it (LightGBM's
-thresholds are float64), categories (negative, fractional, past the bitset) and LightGBM's
-zero band ``|x| <= float32(1e-35)``, which its dense predict reads as 0.0.
-
-Tolerances
-----------
-LightGBM sums leaf values in float64 in tree order; so does the kernel, which returns the
-sum rounded once to float32. So margins, and predictions of identity- and exp-link
-objectives, agree to one float32 rounding: ``rtol=2**-23`` (``atol=1e-12`` for sums that
-cancel to about 0). Probabilities (sigmoid, softmax) use the project standard
-``atol=1e-6``; they agree to about 6e-8. Routing is checked exactly: the leaves LightGBM
-reaches, summed in float64, give the kernel's margin to within the same rounding; another
-leaf would move it by the difference of the two leaf values, which only LightGBM's
-near-identical sibling leaves (equal to ~1e-16) could hide, and there routing is moot.
+The forest's structure is checked against ``lightgbm.Booster.dump_model()`` and the model
+text (node kinds, missing types, thresholds, leaf values, link and its scale); scoring
+against ``Booster.predict`` on every LightGBM registry entry (NaN, +-inf, thresholds and
+their float32 neighbours, LightGBM's zero band, categories seen and unseen) is the
+agreement suite's (``lgb-*`` in tests/agreement/lgb_cases.py). Also here: the text format's
+files, corrupt and unsupported models, and the float64 -> float32 threshold rewrite.
 """
 
 from __future__ import annotations
@@ -26,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from agreement import lgb_cases, registry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,8 +31,6 @@ from kernels.loaders.lightgbm import (
 
 lgb = pytest.importorskip("lightgbm")
 
-MARGIN_TOL = {"rtol": 2**-23, "atol": 1e-12}
-PROBABILITY_TOL = {"rtol": 0.0, "atol": 1e-6}
 F32 = np.float32
 F32_MAX = float(np.finfo(F32).max)
 BAND = F32(ZERO_BAND)
@@ -52,177 +40,21 @@ SPECIALS = np.array(
     + [v for b in (BAND, -BAND) for v in (b, np.nextafter(b, F32(0)), np.nextafter(b, b))],
     dtype=F32,
 )
-#: Category-like values: negative, fractional (LightGBM truncates), past any bitset.
-CATEGORY_VALUES = np.array(
-    [-1.0, -0.5, -0.99, 0.5, 0.99, 1.5, 2.0, 3.0, 7.0, 31.0, 32.0, 1e10, 2.0**31], dtype=F32
-)
-
-
-# --- models ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One test model: LightGBM parameters, rounds, categorical columns."""
-
-    params: tuple[tuple[str, Any], ...]
-    rounds: int = 15
-    categorical: tuple[int, ...] = ()
-    target: str = "binary"
-
-
-SPECS: dict[str, Spec] = {
-    "binary": Spec((("objective", "binary"), ("num_leaves", 31)), rounds=20),
-    "regression": Spec((("objective", "regression"), ("num_leaves", 63)), target="real"),
-    "multiclass": Spec(
-        (("objective", "multiclass"), ("num_class", 3), ("num_leaves", 15)), 10, target="class"
-    ),
-    "multiclassova": Spec(
-        (("objective", "multiclassova"), ("num_class", 3), ("num_leaves", 15)), 8, target="class"
-    ),
-    "poisson": Spec((("objective", "poisson"), ("num_leaves", 15)), target="count"),
-    "no-missing": Spec((("objective", "binary"), ("use_missing", False), ("num_leaves", 31))),
-    "zero-as-missing": Spec(
-        (("objective", "regression"), ("zero_as_missing", True), ("num_leaves", 31)),
-        target="real",
-    ),
-    "categorical": Spec(
-        (("objective", "binary"), ("num_leaves", 31), ("cat_smooth", 1.0)), categorical=(2, 5)
-    ),
-    "categorical-no-missing": Spec(
-        (("objective", "binary"), ("use_missing", False), ("num_leaves", 15)), categorical=(5,)
-    ),
-}
+FEATURE_NAMES = list(lgb_cases.FEATURE_NAMES)
 LINKS = {
     "binary": "sigmoid",
     "regression": "identity",
     "multiclass": "softmax",
     "multiclassova": "sigmoid",
     "poisson": "exp",
+    "regression_l1": "identity",
+    "huber": "identity",
+    "quantile": "identity",
+    "gamma": "exp",
+    "tweedie": "exp",
+    "cross_entropy": "sigmoid",
+    "custom": "identity",
 }
-FEATURE_NAMES = ["age", "balance", "visits", "tenure", "spend", "region"]
-
-
-def make_data(seed: int, n_rows: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """Six float32 columns: normal with NaN; normal with many exact zeros (so the zero band
-    matters) and NaN; integers 0..9; uniform without NaN (missing type None); normal with
-    tiny values (read as 0.0); integer categories 0..7 with NaN. Returns X and a score."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, 6))
-    X[rng.random(n_rows) < 0.3, 1] = 0.0
-    X[:, 2] = rng.integers(0, 10, n_rows)
-    X[:, 3] = rng.uniform(-3, 3, n_rows)
-    tiny = rng.random(n_rows) < 0.1
-    X[tiny, 4] = rng.choice([1e-36, -1e-36, 0.0], int(tiny.sum()))
-    X[:, 5] = rng.integers(0, 8, n_rows)
-    for j, rate in ((0, 0.1), (1, 0.15), (5, 0.08)):
-        X[rng.random(n_rows) < rate, j] = np.nan
-    z = np.nan_to_num(X, nan=0.0)
-    score = (
-        z[:, 0]
-        + 1.5 * (X[:, 1] == 0)
-        - np.isnan(X[:, 1])
-        + 0.3 * z[:, 2]
-        + np.sin(z[:, 3])
-        + 0.5 * z[:, 4]
-        + 1.2 * np.isin(X[:, 5], [0, 2, 5])
-        + np.isnan(X[:, 0])
-    )
-    return X.astype(F32), score + rng.normal(scale=0.3, size=n_rows)
-
-
-def target(kind: str, score: np.ndarray, seed: int) -> np.ndarray:
-    if kind == "binary":
-        return (score > np.median(score)).astype(float)
-    if kind == "class":
-        return np.digitize(score, np.quantile(score, [1 / 3, 2 / 3])).astype(float)
-    if kind == "count":
-        return np.random.default_rng(seed).poisson(np.exp(score / 3)).astype(float)
-    if kind == "positive":
-        return np.exp(score / 3)
-    return score
-
-
-def train(params: dict[str, Any], rounds: int = 10, *, seed: int = 0, categorical=(), kind=""):
-    """A small booster trained from a fixed seed on :func:`make_data`."""
-    X, score = make_data(seed)
-    y = target(kind or ("binary" if params.get("objective") == "binary" else "real"), score, seed)
-    base = {"verbose": -1, "seed": seed, "num_threads": 1, "min_data_in_leaf": 5}
-    base.update(min_data_per_group=5, deterministic=True)
-    data = lgb.Dataset(
-        X, y, feature_name=FEATURE_NAMES, categorical_feature=list(categorical), params=base
-    )
-    return lgb.train({**base, **params}, data, rounds)
-
-
-@dataclass
-class Case:
-    name: str
-    booster: Any
-    forest: kernels.Forest
-    kernel: kernels.Kernel
-    numeric: list[np.ndarray]  # per feature: float64 thresholds, from dump_model()
-    leaves: list[dict[int, float]]  # per tree: leaf index -> value, from dump_model()
-
-
-def _walk(node: dict[str, Any]):
-    yield node
-    for key in ("left_child", "right_child"):
-        if key in node:
-            yield from _walk(node[key])
-
-
-@pytest.fixture(scope="module")
-def cases() -> dict[str, Case]:
-    out = {}
-    for seed, (name, spec) in enumerate(SPECS.items()):
-        booster = train(
-            dict(spec.params), spec.rounds, seed=seed, categorical=spec.categorical,
-            kind=spec.target,
-        )  # fmt: skip
-        forest = forest_from_booster(booster)
-        numeric: list[list[float]] = [[] for _ in FEATURE_NAMES]
-        leaves = []
-        for info in booster.dump_model()["tree_info"]:
-            table = {}
-            for node in _walk(info["tree_structure"]):
-                if "leaf_value" in node:
-                    table[node.get("leaf_index", 0)] = node["leaf_value"]
-                elif node["decision_type"] == "<=":
-                    numeric[node["split_feature"]].append(node["threshold"])
-            leaves.append(table)
-        out[name] = Case(
-            name=name,
-            booster=booster,
-            forest=forest,
-            kernel=kernels.compile_model(forest, backend="numba"),
-            numeric=[np.unique(np.asarray(t, dtype=np.float64)) for t in numeric],
-            leaves=leaves,
-        )
-    return out
-
-
-# --- oracles and inputs ------------------------------------------------------------------
-
-
-def assert_agrees(case: Case, X: np.ndarray) -> None:
-    """Predictions, margins and routing match LightGBM (see the module docstring)."""
-    margin = case.booster.predict(X, raw_score=True)
-    got = case.kernel.predict(X, output="margin")
-    assert got.dtype == np.float32 and got.shape == margin.shape
-    np.testing.assert_allclose(got, margin, **MARGIN_TOL, err_msg=f"{case.name} margin")
-    expected = case.booster.predict(X)
-    tol = PROBABILITY_TOL if case.forest.link in ("sigmoid", "softmax") else MARGIN_TOL
-    got = case.kernel.predict(X)
-    np.testing.assert_allclose(got, expected, **tol, err_msg=f"{case.name} prediction")
-    leaf = case.booster.predict(X, pred_leaf=True).reshape(X.shape[0], -1)
-    routed = np.zeros((X.shape[0], case.forest.num_outputs))
-    for t, table in enumerate(case.leaves):
-        routed[:, case.forest.tree_group[t]] += [table[i] for i in leaf[:, t]]
-    np.testing.assert_allclose(
-        case.kernel.predict(X, output="margin").reshape(routed.shape), routed, **MARGIN_TOL,
-        err_msg=f"{case.name}: the kernel reaches other leaves than LightGBM",
-    )  # fmt: skip
 
 
 def around(thresholds: np.ndarray) -> np.ndarray:
@@ -238,67 +70,57 @@ def around(thresholds: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def column_values(case: Case, j: int) -> np.ndarray:
-    values = [SPECIALS, around(case.numeric[j])]
-    if j in (2, 5):
-        values.append(CATEGORY_VALUES)
-        values.append(np.arange(10, dtype=F32))
-    return np.concatenate(values)
+@dataclass
+class Case:
+    name: str
+    booster: Any
+    forest: kernels.Forest
+    numeric: list[np.ndarray]  # per feature: float64 thresholds, from dump_model()
+    leaves: list[dict[int, float]]  # per tree: leaf index -> value, from dump_model()
 
 
-def adversarial_rows(case: Case, rng: np.random.Generator, n: int = 2000) -> np.ndarray:
-    """Rows that mix training-like values with specials, thresholds and their neighbours."""
-    X, _ = make_data(seed=100, n_rows=n)
-    for j in range(X.shape[1]):
-        pick = rng.random(n) < 0.6
-        X[pick, j] = rng.choice(column_values(case, j), size=int(pick.sum()))
-    return X
+def _walk(node: dict[str, Any]):
+    yield node
+    for key in ("left_child", "right_child"):
+        if key in node:
+            yield from _walk(node[key])
 
 
-def threshold_rows(case: Case, rng: np.random.Generator) -> np.ndarray:
-    """For each feature, one row per value of that column (others random): every threshold
-    of the column is tried with the float32 values around it."""
-    blocks = []
-    for j in range(len(FEATURE_NAMES)):
-        values = column_values(case, j)
-        block, _ = make_data(seed=int(rng.integers(1 << 30)), n_rows=values.shape[0])
-        block[:, j] = values
-        blocks.append(block)
-    return np.concatenate(blocks)
+@pytest.fixture(scope="module")
+def cases(zoo) -> dict[str, Case]:
+    """Every LightGBM registry entry (without its ``lgb-`` prefix), read from the Booster."""
+    out = {}
+    for entry in registry.family("lightgbm"):
+        booster = zoo.trained(entry).model
+        numeric: list[list[float]] = [[] for _ in FEATURE_NAMES]
+        leaves = []
+        for info in booster.dump_model()["tree_info"]:
+            table = {}
+            for node in _walk(info["tree_structure"]):
+                if "leaf_value" in node:
+                    table[node.get("leaf_index", 0)] = node["leaf_value"]
+                elif node["decision_type"] == "<=":
+                    numeric[node["split_feature"]].append(node["threshold"])
+            leaves.append(table)
+        name = entry.name.removeprefix("lgb-")
+        out[name] = Case(
+            name=name,
+            booster=booster,
+            forest=forest_from_booster(booster),
+            numeric=[np.unique(np.asarray(t, dtype=np.float64)) for t in numeric],
+            leaves=leaves,
+        )
+    return out
 
 
-# --- agreement ---------------------------------------------------------------------------
-
-ALL = pytest.mark.parametrize("name", list(SPECS))
-
-
-@ALL
-def test_agrees_on_thresholds_and_their_neighbours(cases, name):
-    case = cases[name]
-    assert_agrees(case, threshold_rows(case, np.random.default_rng(1)))
-
-
-@ALL
-def test_agrees_on_mixed_adversarial_rows(cases, name):
-    case = cases[name]
-    X = adversarial_rows(case, np.random.default_rng(2))
-    X[:20] = np.nan
-    X[20:40] = 0.0
-    X[40:60] = -BAND
-    X[60:80] = BAND
-    X[80:100] = np.inf
-    X[100:120] = -np.inf
-    assert_agrees(case, X)
-
-
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", [e.name.removeprefix("lgb-") for e in registry.family("lightgbm")])
 def test_forest_shape(cases, name):
-    case, spec = cases[name], SPECS[name]
+    case = cases[name]
     forest = case.forest
     assert forest.source_format == "lightgbm-booster" and forest.sha256 == ""
     assert forest.feature_names == tuple(FEATURE_NAMES) and forest.num_features == 6
     assert forest.num_trees == case.booster.num_trees() == len(case.leaves)
-    outputs = dict(spec.params).get("num_class", 1)
+    outputs = case.booster.num_model_per_iteration()
     np.testing.assert_array_equal(forest.tree_group, np.arange(forest.num_trees) % outputs)
     # LightGBM folds the initial score into the first tree's leaves.
     np.testing.assert_array_equal(forest.base_margin, np.zeros(outputs))
@@ -306,6 +128,8 @@ def test_forest_shape(cases, name):
     leaves = np.sort(np.concatenate([list(t.values()) for t in case.leaves]))
     np.testing.assert_array_equal(np.sort(forest.value[forest.feature < 0]), leaves)
     assert forest.link == LINKS[forest.objective]
+    if name == "single-leaf":
+        assert forest.num_nodes == forest.num_trees >= 1
 
 
 def test_models_exercise_every_node_kind(cases):
@@ -331,9 +155,9 @@ def test_models_exercise_every_node_kind(cases):
     starts = forest.cat_start[forest.categorical != 0]
     assert (forest.cat_bits[starts] & 1).any()
     # LightGBM splits NaN apart from every number with ``x <= +inf`` (dumped as 1e300).
-    assert any((t >= 1e300).any() for t in cases["binary"].numeric)
+    assert any((t >= 1e300).any() for name in ("binary", "regression") for t in cases[name].numeric)
     # A split sits on LightGBM's zero-band edge, where its predict's rounding to 0 matters.
-    thresholds = np.concatenate(cases["binary"].numeric + cases["no-missing"].numeric)
+    thresholds = np.concatenate([t for case in cases.values() for t in case.numeric])
     assert np.isin([ZERO_BAND], np.abs(thresholds)).all()
 
 
@@ -351,101 +175,22 @@ def test_categorical_nan_goes_right(cases):
         assert not forest.default_left[forest.categorical != 0].any(), name
 
 
-@pytest.mark.parametrize("layout", ["perfect", "sparse", "reference"])
-@pytest.mark.parametrize("name", ["binary", "no-missing", "multiclass", "poisson"])
-def test_every_cpu_layout_agrees(cases, name, layout):
-    """Every layout is exact, NaN-apart splits (``x <= +inf``, stored as ``x < -inf``)
-    included: the branch-free tile reads NaN as NaN for left-going nodes."""
-    from dataclasses import replace
-
-    from kernels._numba_cpu import CpuLauncher
-
-    case = cases[name]
-    kernel = kernels.Kernel(
-        case.forest, backend="numba", launcher=CpuLauncher(case.forest, layout=layout)
-    )
-    X = np.concatenate(
-        [
-            threshold_rows(case, np.random.default_rng(3)),
-            adversarial_rows(case, np.random.default_rng(4)),
-        ]
-    )
-    assert_agrees(replace(case, kernel=kernel), X)
-
-
-def test_single_leaf_trees():
-    booster = train({"objective": "regression", "min_data_in_leaf": 300}, 3)
-    forest = forest_from_booster(booster)
-    assert forest.num_nodes == forest.num_trees >= 1
-    X, _ = make_data(7, 50)
-    kernel = kernels.compile_model(forest, backend="numba")
-    np.testing.assert_allclose(kernel.predict(X), booster.predict(X), **MARGIN_TOL)
-
-
 @pytest.mark.parametrize(
-    ("objective", "link", "kind"),
-    [
-        ("regression_l1", "identity", "real"),
-        ("huber", "identity", "real"),
-        ("quantile", "identity", "real"),
-        ("gamma", "exp", "positive"),
-        ("tweedie", "exp", "count"),
-        ("cross_entropy", "sigmoid", "binary"),
-    ],
-)
-def test_other_objectives(objective, link, kind):
-    booster = train({"objective": objective, "num_leaves": 7}, 5, kind=kind)
-    forest = forest_from_booster(booster)
-    assert (forest.objective, forest.link) == (objective, link)
-    X, _ = make_data(8, 300)
-    kernel = kernels.compile_model(forest, backend="numba")
-    tol = PROBABILITY_TOL if link == "sigmoid" else MARGIN_TOL
-    np.testing.assert_allclose(kernel.predict(X), booster.predict(X), **tol)
-    np.testing.assert_allclose(
-        kernel.predict(X, output="margin"), booster.predict(X, raw_score=True), **MARGIN_TOL
-    )
-
-
-@pytest.mark.parametrize(
-    ("params", "kind", "scale"),
-    [
-        ({"objective": "binary", "sigmoid": 2.0}, "binary", 2.0),
-        ({"objective": "binary", "sigmoid": 0.5, "boosting": "rf", "bagging_freq": 1,
-          "bagging_fraction": 0.5}, "binary", 0.5 / 6),
-        ({"objective": "regression", "boosting": "rf", "bagging_freq": 1,
-          "bagging_fraction": 0.5}, "real", 1 / 6),
-        ({"objective": "multiclassova", "num_class": 3, "sigmoid": 1.5}, "class", 1.5),
-    ],
+    ("name", "scale"),
+    [("sigmoid-2", 2.0), ("rf-binary", 0.5 / 6), ("rf-regression", 1 / 6),
+     ("multiclassova-sigmoid", 1.5)],
 )  # fmt: skip
-def test_link_scale_sigmoid_and_random_forests(params, kind, scale):
+def test_link_scale_sigmoid_and_random_forests(cases, name, scale):
     """prediction = link(scale * raw): LightGBM's sigmoid parameter, and the average of a
-    random forest's trees; the margin stays the raw sum, like ``raw_score=True``."""
-    booster = train({**params, "num_leaves": 7}, 6, kind=kind)
-    forest = forest_from_booster(booster)
-    assert forest.link_scale == pytest.approx(scale, rel=1e-15)
-    X, _ = make_data(10, 300)
-    kernel = kernels.compile_model(forest, backend="numba")
-    tol = PROBABILITY_TOL if forest.link == "sigmoid" else MARGIN_TOL
-    np.testing.assert_allclose(kernel.predict(X), booster.predict(X), **tol)
-    np.testing.assert_allclose(
-        kernel.predict(X, output="margin"), booster.predict(X, raw_score=True), **MARGIN_TOL
-    )
+    random forest's trees (the margin stays the raw sum, like ``raw_score=True``)."""
+    assert cases[name].forest.link_scale == pytest.approx(scale, rel=1e-15)
 
 
-def test_custom_objective_predicts_the_raw_score():
+def test_custom_objective_predicts_the_raw_score(cases):
     """A model trained with a Python objective has no ``objective=`` line."""
-
-    def logloss(preds, data):
-        p = 1.0 / (1.0 + np.exp(-preds))
-        return p - data.get_label(), p * (1.0 - p)
-
-    booster = train({"objective": logloss, "num_leaves": 7}, 5, kind="binary")
-    assert "\nobjective=" not in booster.model_to_string()
-    forest = forest_from_booster(booster)
-    assert (forest.objective, forest.link) == ("custom", "identity")
-    X, _ = make_data(9, 200)
-    kernel = kernels.compile_model(forest, backend="numba")
-    np.testing.assert_allclose(kernel.predict(X), booster.predict(X), **MARGIN_TOL)
+    case = cases["custom-objective"]
+    assert "\nobjective=" not in case.booster.model_to_string()
+    assert (case.forest.objective, case.forest.link) == ("custom", "identity")
 
 
 # --- files -------------------------------------------------------------------------------
@@ -478,11 +223,20 @@ UNSUPPORTED = {
 }
 
 
+def train(params: dict[str, Any], rounds: int, binary: bool) -> Any:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    y = X[:, 0] + rng.normal(scale=0.3, size=300)
+    y = (y > 0).astype(float) if binary else y
+    base = {"verbose": -1, "seed": 0, "num_threads": 1, "min_data_in_leaf": 5}
+    return lgb.train({**base, **params}, lgb.Dataset(X, y, params=base), rounds)
+
+
 @pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
 def test_unsupported_models(kind, tmp_path):
     params, message = UNSUPPORTED[kind]
-    kind_of_target = "binary" if params["objective"].startswith(("binary", "cross")) else "real"
-    booster = train({**params, "num_leaves": 7}, 3, kind=kind_of_target)
+    binary = params["objective"].startswith(("binary", "cross"))
+    booster = train({**params, "num_leaves": 7}, 3, binary)
     path = tmp_path / f"{kind}.txt"
     booster.save_model(path)
     with pytest.raises(kernels.UnsupportedModelError) as excinfo:

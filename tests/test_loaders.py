@@ -11,17 +11,41 @@ import json
 import math
 import pickle
 import struct
-from pathlib import Path
 
-import models
 import numpy as np
 import pytest
+from agreement import registry
+from agreement.xgb_cases import (
+    UNSUPPORTED,
+    model_json,
+    reachable_nodes,
+    train_unsupported,
+    tree_depths,
+    xgb_trees,
+)
 
 import kernels
 from kernels.loaders import _ubjson, detect_format
 from kernels.loaders._ubjson import UBJSONError
 
-ALL = pytest.mark.parametrize("name", models.NAMES)
+#: The registry's single-output XGBoost models without categorical splits (multiclass and
+#: categorical ones: test_loaders_xgboost_kinds below).
+CASES = {
+    case.name: case
+    for case in registry.family("xgboost")
+    if not case.objective.startswith("multi:") and not case.train.categorical
+}
+NAMES = list(CASES)
+FORMATS = ("json", "ubj")
+ALL = pytest.mark.parametrize("name", NAMES)
+
+
+def _model(zoo, name):
+    """(trained registry entry, its XGBoost JSON document)."""
+    trained = zoo.trained(CASES[name])
+    return trained, model_json(trained.model)
+
+
 NODE_ARRAYS = ("feature", "threshold", "left", "right", "default_left", "value")
 LINKS = {
     "binary:logistic": "sigmoid",
@@ -44,8 +68,8 @@ def base_score(model_json: dict) -> float:
 
 
 @ALL
-def test_json_and_ubj_give_identical_forests(loaded_forests, name):
-    from_json, from_ubj = loaded_forests[(name, "json")], loaded_forests[(name, "ubj")]
+def test_json_and_ubj_give_identical_forests(zoo, name):
+    from_json, from_ubj = zoo.forest(CASES[name], "json"), zoo.forest(CASES[name], "ubj")
     for key, arr in from_json.arrays().items():
         other = from_ubj.arrays()[key]
         assert arr.dtype == other.dtype, key
@@ -57,9 +81,9 @@ def test_json_and_ubj_give_identical_forests(loaded_forests, name):
 
 
 @ALL
-@pytest.mark.parametrize("fmt", models.FORMATS)
-def test_array_dtypes_and_read_only(loaded_forests, name, fmt):
-    forest = loaded_forests[(name, fmt)]
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_array_dtypes_and_read_only(zoo, name, fmt):
+    forest = zoo.forest(CASES[name], fmt)
     expected = {
         "feature": np.int32,
         "threshold": np.float32,
@@ -89,12 +113,12 @@ def test_array_dtypes_and_read_only(loaded_forests, name, fmt):
 
 
 @ALL
-def test_thresholds_leaves_and_defaults_match_xgboost(trained_models, loaded_forests, name):
+def test_thresholds_leaves_and_defaults_match_xgboost(zoo, name):
     """Every split keeps XGBoost's float32 threshold and default direction, every leaf its
     value, tree by tree (compared as multisets: the loader re-numbers nodes)."""
-    doc = trained_models[name].model_json()
-    forest = loaded_forests[(name, "json")]
-    for t, tree in enumerate(models.xgb_trees(doc)):
+    _, doc = _model(zoo, name)
+    forest = zoo.forest(CASES[name], "json")
+    for t, tree in enumerate(xgb_trees(doc)):
         lo, hi = forest.tree_offsets[t], forest.tree_offsets[t + 1]
         left = np.asarray(tree["left_children"])
         cond = np.asarray(tree["split_conditions"], dtype=np.float64).astype(np.float32)
@@ -122,10 +146,10 @@ def test_thresholds_leaves_and_defaults_match_xgboost(trained_models, loaded_for
 
 
 @ALL
-def test_link_and_base_margin(trained_models, loaded_forests, name):
-    doc = trained_models[name].model_json()
-    forest = loaded_forests[(name, "json")]
-    objective = trained_models[name].spec.objective
+def test_link_and_base_margin(zoo, name):
+    _, doc = _model(zoo, name)
+    forest = zoo.forest(CASES[name], "json")
+    objective = CASES[name].objective
     assert forest.objective == objective
     assert forest.link == LINKS[objective]
     score = base_score(doc)
@@ -142,32 +166,33 @@ def test_link_and_base_margin(trained_models, loaded_forests, name):
 
 
 @ALL
-@pytest.mark.parametrize("fmt", models.FORMATS)
-def test_feature_names(trained_models, loaded_forests, compiled_kernels, name, fmt):
-    spec = models.SPECS_BY_NAME[name]
-    forest = loaded_forests[(name, fmt)]
-    if spec.feature_names:
-        expected = tuple(spec.names())
-        assert expected == tuple(trained_models[name].booster.feature_names)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_feature_names(zoo, name, fmt):
+    case = CASES[name]
+    trained = zoo.trained(case)
+    n_features = trained.X.shape[1]
+    forest = zoo.forest(case, fmt)
+    if case.train.names:
+        expected = case.train.names
+        assert expected == tuple(trained.model.feature_names)
     else:
-        expected = tuple(f"f{i}" for i in range(spec.n_features))
+        expected = tuple(f"f{i}" for i in range(n_features))
     assert forest.feature_names == expected
-    assert forest.num_features == spec.n_features
-    assert compiled_kernels[(name, fmt)].feature_names == expected
-    assert compiled_kernels[(name, fmt)].num_features == spec.n_features
+    assert forest.num_features == n_features
+    kernel = zoo.kernel(case, fmt, "numba")
+    assert kernel.feature_names == expected and kernel.num_features == n_features
 
 
 def test_registry_has_models_with_and_without_names():
-    flags = {spec.feature_names for spec in models.SPECS}
-    assert flags == {True, False}
+    assert {bool(case.train.names) for case in CASES.values()} == {True, False}
 
 
 # --- layout ------------------------------------------------------------------------------
 
 
 @ALL
-def test_breadth_first_layout(loaded_forests, name):
-    forest = loaded_forests[(name, "ubj")]
+def test_breadth_first_layout(zoo, name):
+    forest = zoo.forest(CASES[name], "ubj")
     for t in range(forest.num_trees):
         lo, hi = int(forest.tree_offsets[t]), int(forest.tree_offsets[t + 1])
         feature, left, right = forest.feature[lo:hi], forest.left[lo:hi], forest.right[lo:hi]
@@ -210,20 +235,18 @@ def _renumber(tree: dict, rng: np.random.Generator) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", ["reg-gamma-lossguide", "binary-logistic-named"])
-def test_children_before_parents_and_unreachable_nodes(
-    trained_models, loaded_forests, name, tmp_path
-):
+@pytest.mark.parametrize("name", ["xgb-reg-gamma-lossguide", "xgb-binary-logistic-named"])
+def test_children_before_parents_and_unreachable_nodes(zoo, name, tmp_path):
     """Native files may number children before parents and hold unreachable nodes; the
     loader's breadth-first re-layout gives the same forest either way."""
-    doc = trained_models[name].model_json()
+    _, doc = _model(zoo, name)
     rng = np.random.default_rng(0)
     model = doc["learner"]["gradient_booster"]["model"]
     model["trees"] = [_renumber(tree, rng) for tree in model["trees"]]
     path = tmp_path / "renumbered.json"
     path.write_text(json.dumps(doc))
     renumbered = kernels.load_model(path)
-    original = loaded_forests[(name, "json")]
+    original = zoo.forest(CASES[name], "json")
     for key, arr in original.arrays().items():
         np.testing.assert_array_equal(renumbered.arrays()[key], arr, err_msg=key)
 
@@ -232,40 +255,39 @@ def test_children_before_parents_and_unreachable_nodes(
 
 
 @ALL
-@pytest.mark.parametrize("fmt", models.FORMATS)
-def test_describe(trained_models, loaded_forests, name, fmt):
-    model = trained_models[name]
-    doc = model.model_json()
-    forest = loaded_forests[(name, fmt)]
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_describe(zoo, name, fmt):
+    case = CASES[name]
+    trained, doc = _model(zoo, name)
+    forest = zoo.forest(case, fmt)
     summary = forest.describe()
-    nodes = models.reachable_nodes(doc)
+    nodes = reachable_nodes(doc)
+    n_trees, n_features = len(xgb_trees(doc)), trained.X.shape[1]
     assert summary == {
         "format": f"xgboost-{fmt}",
-        "objective": model.spec.objective,
+        "objective": case.objective,
         "link": forest.link,
         "outputs": 1,
-        "classes": ["0", "1"] if model.spec.objective.startswith("binary:logistic") else None,
-        "trees": model.spec.n_trees,
-        "max_depth": max(models.tree_depths(doc)),
+        "classes": ["0", "1"] if case.objective.startswith("binary:logistic") else None,
+        "trees": n_trees,
+        "max_depth": max(tree_depths(doc)),
         "nodes": nodes,
-        "leaves": (nodes + model.spec.n_trees) // 2,  # a binary tree: leaves = inner + 1
+        "leaves": (nodes + n_trees) // 2,  # a binary tree: leaves = inner + 1
         "categorical_splits": 0,
         "linear_term": False,
-        "features": model.spec.n_features,
+        "features": n_features,
         "feature_names": list(forest.feature_names),
-        "feature_types": ["float"] * model.spec.n_features,
+        "feature_types": ["float"] * n_features,
         "ir_bytes": sum(a.nbytes for a in forest.arrays().values()),
-        "sha256": hashlib.sha256(model.path(fmt).read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(trained.files[fmt].read_bytes()).hexdigest(),
     }
-    # every registry model is trained deep enough for some tree to reach max_depth
-    assert summary["max_depth"] == model.spec.max_depth
     json.dumps(summary)  # JSON-ready, as `lakescore inspect` prints it
 
 
-def test_tree_depths_count_lone_leaves(trained_models, loaded_forests):
-    doc = trained_models["reg-squarederror-stumps"].model_json()
-    depths = loaded_forests[("reg-squarederror-stumps", "json")].tree_depths()
-    np.testing.assert_array_equal(depths, models.tree_depths(doc))
+def test_tree_depths_count_lone_leaves(zoo):
+    _, doc = _model(zoo, "xgb-reg-squarederror-stumps")
+    depths = zoo.forest(CASES["xgb-reg-squarederror-stumps"], "json").tree_depths()
+    np.testing.assert_array_equal(depths, tree_depths(doc))
     assert 0 in depths.tolist(), "the stumps model should hold lone-leaf trees"
 
 
@@ -296,49 +318,48 @@ def test_detect_format(data, name, expected):
     assert detect_format(data, name) == expected
 
 
-@pytest.mark.parametrize("fmt", models.FORMATS)
-def test_detect_format_on_saved_models(trained_models, fmt):
-    for model in trained_models.values():
-        assert detect_format(model.path(fmt).read_bytes(), model.path(fmt).name) == (
-            f"xgboost-{fmt}"
-        )
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_detect_format_on_saved_models(zoo, fmt):
+    for case in registry.family("xgboost"):
+        path = zoo.trained(case).files[fmt]
+        assert detect_format(path.read_bytes(), path.name) == f"xgboost-{fmt}"
 
 
 # --- errors ------------------------------------------------------------------------------
 
 
-def _model_bytes(trained_models, fmt: str) -> bytes:
-    return trained_models["binary-logistic"].path(fmt).read_bytes()
+def _model_bytes(zoo, fmt: str) -> bytes:
+    return zoo.trained(CASES["xgb-binary-logistic"]).files[fmt].read_bytes()
 
 
 def _half(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
 
-def _json_doc(trained_models) -> dict:
-    return trained_models["binary-logistic"].model_json()
+def _json_doc(zoo) -> dict:
+    return _model(zoo, "xgb-binary-logistic")[1]
 
 
-def _without_tree_key(trained_models) -> bytes:
-    doc = _json_doc(trained_models)
-    del models.xgb_trees(doc)[0]["left_children"]
+def _without_tree_key(zoo) -> bytes:
+    doc = _json_doc(zoo)
+    del xgb_trees(doc)[0]["left_children"]
     return json.dumps(doc).encode()
 
 
-def _bad_child(trained_models) -> bytes:
-    doc = _json_doc(trained_models)
-    models.xgb_trees(doc)[0]["left_children"][0] = 10_000
+def _bad_child(zoo) -> bytes:
+    doc = _json_doc(zoo)
+    xgb_trees(doc)[0]["left_children"][0] = 10_000
     return json.dumps(doc).encode()
 
 
-def _bad_feature(trained_models) -> bytes:
-    doc = _json_doc(trained_models)
-    models.xgb_trees(doc)[0]["split_indices"][0] = 99
+def _bad_feature(zoo) -> bytes:
+    doc = _json_doc(zoo)
+    xgb_trees(doc)[0]["split_indices"][0] = 99
     return json.dumps(doc).encode()
 
 
-def _bad_base_score(trained_models) -> bytes:
-    doc = _json_doc(trained_models)
+def _bad_base_score(zoo) -> bytes:
+    doc = _json_doc(zoo)
     doc["learner"]["learner_model_param"]["base_score"] = "[1.5E0]"
     return json.dumps(doc).encode()
 
@@ -363,9 +384,9 @@ FORMAT_ERRORS = [
 
 
 @pytest.mark.parametrize("make_bytes", FORMAT_ERRORS)
-def test_unreadable_models_raise_model_format_error(trained_models, tmp_path, make_bytes):
+def test_unreadable_models_raise_model_format_error(zoo, tmp_path, make_bytes):
     path = tmp_path / "model.json"
-    path.write_bytes(make_bytes(trained_models))
+    path.write_bytes(make_bytes(zoo))
     with pytest.raises(kernels.ModelFormatError) as excinfo:
         kernels.load_model(path)
     assert str(path) in str(excinfo.value)
@@ -395,15 +416,15 @@ def test_directory_instead_of_file(tmp_path):
     assert str(tmp_path) in str(excinfo.value)
 
 
-@pytest.mark.parametrize("fmt", models.FORMATS)
-@pytest.mark.parametrize("kind", sorted(models.UNSUPPORTED))
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
 def test_unsupported_models(tmp_path, kind, fmt):
-    path = models.train_unsupported(kind, tmp_path, fmt)
+    path = train_unsupported(kind, tmp_path, fmt)
     with pytest.raises(kernels.UnsupportedModelError) as excinfo:
         kernels.load_model(path)
     message = str(excinfo.value)
     assert str(path) in message
-    assert models.UNSUPPORTED[kind] in message
+    assert UNSUPPORTED[kind] in message
 
 
 def test_errors_are_value_errors():
@@ -412,14 +433,14 @@ def test_errors_are_value_errors():
         assert issubclass(error, ValueError)
 
 
-def test_load_model_accepts_str_paths(trained_models, loaded_forests):
-    path = trained_models["binary-logistic"].path("json")
-    forest = kernels.load_model(str(path))
-    assert forest.fingerprint() == loaded_forests[("binary-logistic", "json")].fingerprint()
+def test_load_model_accepts_str_paths(zoo):
+    case = CASES["xgb-binary-logistic"]
+    forest = kernels.load_model(str(zoo.trained(case).files["json"]))
+    assert forest.fingerprint() == zoo.forest(case, "json").fingerprint()
 
 
-def test_extension_is_only_a_hint(trained_models, tmp_path):
-    data = trained_models["binary-logistic"].path("ubj").read_bytes()
+def test_extension_is_only_a_hint(zoo, tmp_path):
+    data = _model_bytes(zoo, "ubj")
     path = tmp_path / "model.json"  # UBJ bytes behind a .json name
     path.write_bytes(data)
     assert kernels.load_model(path).source_format == "xgboost-ubj"
@@ -601,11 +622,13 @@ def test_ubjson_error_is_value_error():
     assert issubclass(UBJSONError, ValueError)
 
 
-def test_ubjson_decodes_xgboost_models_like_json(trained_models):
+def test_ubjson_decodes_xgboost_models_like_json(zoo):
     """Decoding XGBoost's UBJ gives XGBoost's JSON document (floats compared as float32)."""
-    for model in trained_models.values():
-        from_ubj = _ubjson.loads(bytes(model.booster.save_raw("ubj")))
-        _assert_same_document(from_ubj, model.model_json(), model.name)
+    for case in registry.family("xgboost"):
+        booster = zoo.trained(case).model
+        booster = booster if hasattr(booster, "save_raw") else booster.get_booster()
+        from_ubj = _ubjson.loads(bytes(booster.save_raw("ubj")))
+        _assert_same_document(from_ubj, model_json(booster), case.name)
 
 
 def _assert_same_document(got, expected, path: str) -> None:
@@ -625,17 +648,49 @@ def _assert_same_document(got, expected, path: str) -> None:
         assert got == expected, path
 
 
-def test_model_dir_holds_both_formats(trained_models, model_dir: Path):
-    names = sorted(p.name for p in model_dir.iterdir())
-    assert names == sorted(f"{name}.{fmt}" for name in models.NAMES for fmt in models.FORMATS)
-
-
-def test_model_objects_in_memory(trained_models):
+def test_model_objects_in_memory(zoo):
     """``load_model`` takes a fitted Booster as it takes its file: same forest."""
-    model = trained_models[models.NAMES[0]]
-    from_object = kernels.load_model(model.booster)
-    from_file = kernels.load_model(model.path("json"), cache=False)
+    trained = zoo.trained(CASES["xgb-binary-logistic"])
+    from_object = kernels.load_model(trained.model)
+    from_file = kernels.load_model(trained.files["json"], cache=False)
     assert from_object.fingerprint() == from_file.fingerprint()
     assert from_object.source_format == "xgboost-json" and from_object.sha256 == ""
     with pytest.raises(kernels.ModelFormatError, match="not a scikit-learn model"):
         kernels.load_model({"not": "a model"})
+
+
+# --- intercepts ----------------------------------------------------------------------------
+
+
+def test_registry_has_estimated_and_given_intercepts(zoo):
+    """XGBoost estimates base_score unless it is given (boost_from_average): the registry
+    holds both, and the agreement suite scores both."""
+    estimated = base_score(_model(zoo, "xgb-reg-squarederror")[1])
+    given = base_score(_model(zoo, "xgb-reg-squarederror-base-score")[1])
+    assert estimated not in (0.0, 0.5) and given == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("name", ["xgb-multi-softprob", "xgb-multi-softmax"])
+def test_multiclass_trees_and_intercepts_per_class(zoo, name):
+    """One output per class, each tree in its class's column, and XGBoost's vector
+    intercept (one estimated margin per class) as the base margins."""
+    case = registry.BY_NAME[name]
+    doc = model_json(zoo.trained(case).model)
+    forest = zoo.forest(case, "ubj")
+    assert forest.num_outputs == 3
+    assert forest.link == ("softmax" if name.endswith("softprob") else "argmax")
+    groups = doc["learner"]["gradient_booster"]["model"]["tree_info"]
+    np.testing.assert_array_equal(forest.tree_group, np.asarray(groups, np.int32))
+    raw = doc["learner"]["learner_model_param"]["base_score"].strip("[]").split(",")
+    intercepts = [float(v) for v in raw]
+    assert len(intercepts) == 3 and len(set(intercepts)) > 1  # a vector, not one value
+    np.testing.assert_allclose(forest.base_margin, intercepts, rtol=1e-12)
+
+
+def test_registry_exercises_both_default_directions(zoo):
+    """Every plain XGBoost entry holds splits that send NaN left and ones that send it
+    right, so the agreement suite's NaN rows test both."""
+    for name, case in CASES.items():
+        forest = zoo.forest(case, "json")
+        inner = forest.feature >= 0
+        assert set(np.unique(forest.default_left[inner])) == {0, 1}, name

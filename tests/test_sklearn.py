@@ -1,38 +1,23 @@
-"""scikit-learn models: the compiled kernel agrees with the estimator's own predict.
+"""scikit-learn loader: estimators and pipelines -> Forest; formats, errors, thresholds.
 
-Every estimator is trained here from a fixed seed, saved as a pickle, a compressed joblib
-file and a skops file, loaded with ``kernels.load_model`` (all three and
-``forest_from_estimator`` must give the same forest) and compiled with the Numba backend.
-The oracle is ``predict_proba[:, 1]`` for binary classifiers, ``predict_proba`` for
-multiclass ones and ``predict`` for regressors, plus ``decision_function`` /
-``_raw_predict`` for the margins of boosted models, on float32 rows holding: training rows;
-for every split, values on the IR threshold and one float32 step either side (the last
-value sklearn sends left and the first it sends right); NaN where the estimator accepts it;
-+-inf where it accepts them (histogram boosting only); integer categories inside, outside
-and around the known ones for categorical splits.
-
-Tolerances
-----------
-The kernel sums leaves in float64 in another order than sklearn (forests: ``value / n``
-summed, where sklearn sums and then divides) and rounds once to float32. Measured over
-every model and input here: probabilities differ by at most 3.0e-8, regression values and
-margins by at most 5.9e-8 relative, i.e. the final float32 rounding. Hence probabilities
-``atol=1e-7``, regression values and margins ``rtol=2**-23`` (one float32 ulp) with
-``atol=1e-9`` (for sums that cancel to about 0). A wrong branch moves a prediction by a
-leaf difference over the tree count, far above these: rounding thresholds to the nearest
-float32 instead of up fails 18 of the 21 agreement cases.
+The agreement of every scikit-learn registry entry (``sk-*`` in
+tests/agreement/sk_cases.py: trees, forests, extra trees, gradient and histogram boosting
+with NaN and categorical features, pipelines of scalers and imputers, saved as pickle,
+joblib, skops and treelite files) with the estimator's own predict is the agreement
+suite's. Here: the forest's shape and metadata, the float64 -> float32 threshold rewrite,
+and the models and files the loader must refuse.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from agreement.registry import BY_NAME
 
 import kernels
 from kernels.loaders import sklearn as sk_loader
@@ -44,16 +29,10 @@ joblib = pytest.importorskip("joblib")
 sio = pytest.importorskip("skops.io")
 
 from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.dummy import DummyClassifier  # noqa: E402
 from sklearn.ensemble import (  # noqa: E402
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
     IsolationForest,
-    RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.impute import SimpleImputer  # noqa: E402
@@ -62,22 +41,16 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import (  # noqa: E402
     FunctionTransformer,
-    MaxAbsScaler,
-    MinMaxScaler,
-    RobustScaler,
     StandardScaler,
 )
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 N_ROWS, N_FEATURES = 300, 5
-PROBA_TOL = {"rtol": 0.0, "atol": 1e-7}
-VALUE_TOL = {"rtol": 2**-23, "atol": 1e-9}
-FORMATS = ("pkl", "joblib", "skops")
 
 
 def make_data(seed: int, *, nan: bool, categorical: int | None = None) -> np.ndarray:
-    """float32 features: normal columns, one integer-valued column (thresholds at .5), 10%
-    NaN when asked; column ``categorical`` holds integer categories 0..5 (and NaN)."""
+    """float32 features: normal columns, one integer-valued column, 10% NaN when asked;
+    column ``categorical`` holds integer categories 0..5."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(N_ROWS, N_FEATURES)).astype(np.float32)
     X[:, 3] = rng.integers(-3, 4, N_ROWS)
@@ -91,292 +64,54 @@ def make_data(seed: int, *, nan: bool, categorical: int | None = None) -> np.nda
 def targets(X: np.ndarray, kind: str) -> np.ndarray:
     Z = np.nan_to_num(X)
     score = Z[:, 0] + 0.5 * Z[:, 1] ** 2 - 0.3 * Z[:, 3] + np.isnan(X[:, 2])
-    if kind == "binary":
-        return (score > np.median(score)).astype(int)
-    if kind == "multiclass":
-        return np.digitize(score, np.quantile(score, [0.33, 0.66]))
-    if kind == "positive":
-        return np.exp(score / 4)
-    if kind == "categorical":  # NaN goes with categories 1 and 3 or apart from them
-        c = X[:, 4]
-        score = 2.0 * (np.isin(c, [1, 3]) | np.isnan(c)) - (c == 0) + Z[:, 0]
-        return (score > np.median(score)).astype(int)
-    return 10 * score
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One test model: its estimator, the target kind and the data it is trained on."""
-
-    make: Callable[[], Any]
-    target: str
-    nan: bool = False
-    categorical: int | None = None
-    inf: bool = False  # predict accepts +-inf
-
-
-SPECS: dict[str, Spec] = {
-    "tree-binary": Spec(
-        lambda: DecisionTreeClassifier(max_depth=6, random_state=1), "binary", nan=True
-    ),
-    "tree-multiclass": Spec(
-        lambda: DecisionTreeClassifier(max_depth=5, random_state=2), "multiclass"
-    ),
-    "tree-deep": Spec(lambda: DecisionTreeRegressor(random_state=3), "regression", True),
-    "forest-binary": Spec(
-        lambda: RandomForestClassifier(15, max_depth=6, random_state=4), "binary", True
-    ),
-    "forest-multiclass": Spec(
-        lambda: RandomForestClassifier(10, max_depth=5, random_state=5), "multiclass", True
-    ),
-    "forest-regression": Spec(
-        lambda: RandomForestRegressor(15, max_depth=8, random_state=6), "regression", True
-    ),
-    "extra-binary": Spec(
-        lambda: ExtraTreesClassifier(10, max_depth=6, random_state=7), "binary", nan=True
-    ),
-    "extra-regression": Spec(
-        lambda: ExtraTreesRegressor(10, max_depth=6, random_state=8), "regression"
-    ),
-    "gb-binary": Spec(
-        lambda: GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=9), "binary"
-    ),
-    "gb-multiclass": Spec(
-        lambda: GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=10),
-        "multiclass",
-    ),
-    "gb-exponential": Spec(
-        lambda: GradientBoostingClassifier(loss="exponential", n_estimators=15, random_state=11),
-        "binary",
-    ),
-    "gb-huber": Spec(
-        lambda: GradientBoostingRegressor(loss="huber", n_estimators=20, random_state=12),
-        "regression",
-    ),
-    "gb-zero-init": Spec(
-        lambda: GradientBoostingRegressor(init="zero", n_estimators=20, random_state=13),
-        "regression",
-    ),
-    "gb-dummy-init": Spec(
-        lambda: GradientBoostingClassifier(
-            init=DummyClassifier(strategy="prior"), n_estimators=10, random_state=14
-        ),
-        "binary",
-    ),
-    "hgb-binary": Spec(
-        lambda: HistGradientBoostingClassifier(max_iter=20, random_state=15),
-        "binary",
-        nan=True,
-        inf=True,
-    ),
-    "hgb-multiclass": Spec(
-        lambda: HistGradientBoostingClassifier(max_iter=10, random_state=16),
-        "multiclass",
-        True,
-        inf=True,
-    ),
-    "hgb-poisson": Spec(
-        lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=20, random_state=17),
-        "positive",
-        True,
-        inf=True,
-    ),
-    "hgb-categorical": Spec(
-        lambda: HistGradientBoostingClassifier(
-            max_iter=20, categorical_features=[4], random_state=18
-        ),
-        "categorical",
-        True,
-        categorical=4,
-        inf=True,
-    ),
-    "pipeline-scaler-tree": Spec(
-        lambda: make_pipeline(
-            StandardScaler(), DecisionTreeClassifier(max_depth=6, random_state=19)
-        ),
-        "binary",
-    ),
-    "pipeline-imputer-scalers-forest": Spec(
-        lambda: make_pipeline(
-            SimpleImputer(strategy="median"),
-            StandardScaler(),
-            RobustScaler(),
-            MinMaxScaler(),
-            MaxAbsScaler(),
-            RandomForestRegressor(10, max_depth=6, random_state=20),
-        ),
-        "regression",
-        True,
-    ),
-    "pipeline-scaler-hgb": Spec(
-        lambda: make_pipeline(
-            StandardScaler(), HistGradientBoostingClassifier(max_iter=10, random_state=21)
-        ),
-        "binary",
-        True,
-    ),
-}
-
-
-@dataclass
-class Trained:
-    estimator: Any
-    X: np.ndarray
-    spec: Spec
-    paths: dict[str, Path]
+    return (score > np.median(score)).astype(int) if kind == "binary" else 10 * score
 
 
 def save(estimator: Any, stem: Path) -> dict[str, Path]:
-    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in FORMATS}
+    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in ("pkl", "joblib", "skops")}
     paths["pkl"].write_bytes(pickle.dumps(estimator))
     joblib.dump(estimator, paths["joblib"], compress=3)
     sio.dump(estimator, paths["skops"])
     return paths
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Trained]:
-    root = tmp_path_factory.mktemp("sklearn-models")
-    out = {}
-    for i, (name, spec) in enumerate(SPECS.items()):
-        X = make_data(100 + i, nan=spec.nan, categorical=spec.categorical)
-        estimator = spec.make().fit(X, targets(X, spec.target))
-        out[name] = Trained(estimator, X, spec, save(estimator, root / name))
-    return out
+def estimator(zoo, name: str) -> Any:
+    return zoo.trained(BY_NAME[f"sk-{name}"]).model
 
 
-# --- inputs and oracles ------------------------------------------------------------------
-
-
-def neighbours(values: np.ndarray) -> np.ndarray:
-    values = values.astype(np.float32)
-    return np.concatenate(
-        [
-            values,
-            np.nextafter(values, np.float32(-np.inf)),
-            np.nextafter(values, np.float32(np.inf)),
-        ]
-    )
-
-
-def eval_rows(model: Trained, forest: kernels.Forest, seed: int) -> np.ndarray:
-    """Training rows, then per feature rows at every IR threshold and its float32 neighbours
-    (other cells random), with NaN, +-inf and categories as the estimator accepts them."""
-    rng = np.random.default_rng(seed)
-    blocks = [model.X]
-    numeric = (forest.feature >= 0) & (forest.categorical == 0)
-    for j in range(forest.num_features):
-        thresholds = forest.threshold[numeric & (forest.feature == j)]
-        values = np.unique(neighbours(thresholds[np.isfinite(thresholds)]))
-        block = rng.normal(size=(values.shape[0], forest.num_features)).astype(np.float32)
-        block[:, j] = values
-        blocks.append(block)
-    X = np.concatenate(blocks)
-    X[~np.isfinite(X)] = 0.0  # neighbours of +-float32 max
-    if model.spec.inf:
-        X[rng.random(X.shape) < 0.02] = np.inf
-        X[rng.random(X.shape) < 0.02] = -np.inf
-    if model.spec.nan:
-        X[rng.random(X.shape) < 0.05] = np.nan
-    if model.spec.categorical is not None:  # known 0..5; sklearn rejects inf categories
-        column = rng.integers(-2, 10, X.shape[0]).astype(np.float32)
-        fractional = rng.random(X.shape[0]) < 0.1  # not a category: sklearn's "unknown"
-        column[fractional] += rng.choice([0.5, 0.25, -0.5, 1e-3], fractional.sum())
-        column[rng.random(X.shape[0]) < 0.05] = np.nan
-        X[:, model.spec.categorical] = column
-    return X
-
-
-def native_prediction(estimator: Any, X: np.ndarray) -> np.ndarray:
-    if hasattr(estimator, "predict_proba"):
-        proba = estimator.predict_proba(X)
-        return proba[:, 1] if proba.shape[1] == 2 else proba
-    return estimator.predict(X)
-
-
-def native_margin(estimator: Any, X: np.ndarray) -> np.ndarray | None:
-    """Boosted models' raw sums, scaled as the kernel's link expects (None for forests)."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if isinstance(final, GradientBoostingClassifier | GradientBoostingRegressor):
-        raw = final._raw_predict(X.astype(np.float32))
-        raw = raw * 2.0 if final.loss == "exponential" else raw
-    elif isinstance(final, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
-        raw = final._raw_predict(X)
-    else:
-        return None
-    if hasattr(estimator, "steps"):
-        return None  # the raw sum of a pipeline's model needs the transformed input
-    return raw[:, 0] if raw.shape[1] == 1 else raw
-
-
-# --- agreement ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", list(SPECS))
-def test_kernel_agrees_with_sklearn(trained: dict[str, Trained], name: str) -> None:
-    model = trained[name]
-    forests = {
-        fmt: kernels.load_model(path, trust_pickle=True, cache=False)
-        for fmt, path in model.paths.items()
-    }
-    in_memory = sk_loader.forest_from_estimator(model.estimator)
-    for fmt, forest in forests.items():
-        assert forest.fingerprint() == in_memory.fingerprint(), fmt
-    assert forests["pkl"].source_format == "sklearn-pickle"
-    assert forests["skops"].source_format == "sklearn-skops"
-
-    kernel = kernels.compile_model(in_memory, backend="numba")
-    X = eval_rows(model, in_memory, seed=len(name))
-    expected = native_prediction(model.estimator, X)
-    got = kernel.predict(X)
-    assert got.shape == expected.shape
-    tol = PROBA_TOL if hasattr(model.estimator, "predict_proba") else VALUE_TOL
-    np.testing.assert_allclose(got, expected, **tol, err_msg=f"{name} prediction")
-    margin = native_margin(model.estimator, X)
-    if margin is not None:
-        got_margin = kernel.predict(X, output="margin")
-        np.testing.assert_allclose(got_margin, margin, **VALUE_TOL, err_msg=f"{name} margin")
-
-
-def test_deep_tree_takes_the_sparse_layout(trained: dict[str, Trained]) -> None:
-    forest = sk_loader.forest_from_estimator(trained["tree-deep"].estimator)
-    assert int(forest.tree_depths().max()) >= 15
-    assert kernels.compile_model(forest, backend="numba")._launcher.layout == "sparse"
-
-
-def test_forest_shape_and_metadata(trained: dict[str, Trained]) -> None:
-    binary = sk_loader.forest_from_estimator(trained["forest-binary"].estimator)
+def test_forest_shape_and_metadata(zoo) -> None:
+    binary = sk_loader.forest_from_estimator(estimator(zoo, "forest-binary"))
     assert (binary.num_trees, binary.num_outputs, binary.link) == (15, 1, "identity")
-    multi = sk_loader.forest_from_estimator(trained["forest-multiclass"].estimator)
+    multi = sk_loader.forest_from_estimator(estimator(zoo, "forest-multiclass"))
     assert (multi.num_trees, multi.num_outputs) == (30, 3)  # one copy of a tree per class
     np.testing.assert_array_equal(multi.tree_group, np.tile([0, 1, 2], 10))
     assert multi.metadata["classes"] == '["0", "1", "2"]'
-    gb = sk_loader.forest_from_estimator(trained["gb-multiclass"].estimator)
+    gb = sk_loader.forest_from_estimator(estimator(zoo, "gb-multiclass"))
     assert (gb.link, gb.num_outputs, gb.objective) == ("softmax", 3, "log_loss")
-    hgb = sk_loader.forest_from_estimator(trained["hgb-poisson"].estimator)
+    hgb = sk_loader.forest_from_estimator(estimator(zoo, "hgb-poisson"))
     assert hgb.link == "exp"
     assert binary.feature_names == tuple(f"f{i}" for i in range(N_FEATURES))
     assert binary.metadata["estimator"] == "sklearn.ensemble._forest.RandomForestClassifier"
 
 
-def test_feature_names_in_become_feature_names(trained: dict[str, Trained]) -> None:
-    estimator = pickle.loads(pickle.dumps(trained["gb-binary"].estimator))
+def test_feature_names_in_become_feature_names(zoo) -> None:
+    model = pickle.loads(pickle.dumps(estimator(zoo, "gb-binary")))
     names = np.array(["age", "tenure", "spend", "visits", "region"], dtype=object)
-    estimator.feature_names_in_ = names  # what fitting on a DataFrame sets
-    assert sk_loader.forest_from_estimator(estimator).feature_names == tuple(names)
+    model.feature_names_in_ = names  # what fitting on a DataFrame sets
+    assert sk_loader.forest_from_estimator(model).feature_names == tuple(names)
 
 
-def test_hgb_categorical_splits_both_missing_directions(trained: dict[str, Trained]) -> None:
-    """The agreement test covers categorical splits that send NaN (and unknown categories)
-    left, which the IR writes with swapped children, and ones that send them right."""
-    estimator = trained["hgb-categorical"].estimator
-    nodes = np.concatenate([p.nodes for iteration in estimator._predictors for p in iteration])
+def test_hgb_categorical_splits_both_missing_directions(zoo) -> None:
+    """The registry's categorical model splits with NaN (and unknown categories) going
+    left, which the IR writes with swapped children, and going right."""
+    model = estimator(zoo, "hgb-categorical")
+    nodes = np.concatenate([p.nodes for iteration in model._predictors for p in iteration])
     split = (nodes["is_categorical"] == 1) & (nodes["is_leaf"] == 0)
     assert set(nodes["missing_go_to_left"][split]) == {0, 1}
-    forest = sk_loader.forest_from_estimator(estimator)
+    forest = sk_loader.forest_from_estimator(model)
     assert (forest.categorical != 0).sum() == split.sum()
     assert set(forest.categorical[forest.categorical != 0]) == {2}  # whole numbers only
-    assert set(forest.feature[forest.categorical != 0]) == {4}
+    assert set(forest.feature[forest.categorical != 0]) == {2}
 
 
 # --- the threshold rewrite ---------------------------------------------------------------
@@ -447,9 +182,9 @@ def test_binary_search_matches_the_closed_form() -> None:
 # --- errors ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".pkl", ".joblib"])
-def test_pickles_need_trust(trained: dict[str, Trained], suffix: str) -> None:
-    path = trained["tree-binary"].paths[suffix.lstrip(".")]
+@pytest.mark.parametrize("fmt", ["pkl", "joblib"])
+def test_pickles_need_trust(zoo, fmt: str) -> None:
+    path = zoo.trained(BY_NAME["sk-tree-binary"]).files[fmt]
     with pytest.raises(kernels.UntrustedModelError, match="trust"):
         kernels.load_model(path)
 

@@ -14,10 +14,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine.cli import jobs, model_commands
+from engine.cli import (
+    assess,
+    bench,
+    evaluate,
+    jobs,
+    model_commands,
+    models,
+    quality_commands,
+)
+from engine.cli._logging import LOG_FORMATS, setup_logging
 from engine.errors import ExecutionError, LakescoreError
 
-_COMMAND_MODULES = (jobs, model_commands)
+_COMMAND_MODULES = (jobs, model_commands, quality_commands, assess, models, evaluate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,33 +35,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    log_format = {
+        "choices": LOG_FORMATS,
+        "help": "log lines on stderr: text (default) or json (one object per event)",
+    }
+    parser.add_argument("--log-format", dest="log_format", default="text", **log_format)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _COMMAND_MODULES:
         module.register(sub)
+    # Also accepted after the command; SUPPRESS keeps the global value when it is not.
+    for command in sub.choices.values():
+        command.add_argument(
+            "--log-format", dest="log_format", default=argparse.SUPPRESS, **log_format
+        )
     return parser
-
-
-def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("lakescore")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args)
+    setup_logging(log_format=args.log_format, verbose=args.verbose, quiet=args.quiet)
     try:
         return args.handler(args)
     except LakescoreError as exc:
-        print(f"lakescore: error: {_one_line(exc)}", file=sys.stderr)
+        _report_error(args, _one_line(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("lakescore: interrupted; run the same command again to resume", file=sys.stderr)
+        message = "interrupted; run the same command again to resume"
+        _report_error(args, message, ExecutionError.exit_code)
         return ExecutionError.exit_code
+
+
+def _report_error(args: argparse.Namespace, message: str, exit_code: int) -> None:
+    """The one error line: plain text, or in JSON mode an event like every other line."""
+    if args.log_format == "json":
+        logging.getLogger("lakescore.cli").error(message, extra={"exit_code": exit_code})
+    else:
+        print(f"lakescore: error: {message}", file=sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         help="local (default: threads here) | ray (a local Ray) | auto | HOST:PORT | "
         "ray://HOST:PORT (an existing Ray cluster)",
     )
-    p.add_argument("--backend", default="auto", help="auto | numba | cuda")
+    p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
     p.add_argument(
         "--format",
         default="parquet",
@@ -69,11 +69,35 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         metavar="FEATURE=COLUMN",
         help="map a model feature to a differently named source column (repeatable)",
     )
+    add_registry_flag(p)
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
     p.add_argument(
         "--workers", type=int, default=2, help="tasks in flight (local executor; Ray sizes its own)"
     )
     add_trust_flag(p)
+
+
+def add_metrics_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-file",
+        dest="metrics_file",
+        metavar="PATH",
+        help="write Prometheus text-format metrics of the run here (node_exporter textfile)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bar or lines, unless -q; never in JSON mode (a bar would break the lines
+    apart, and the per-task events say the same)."""
+    return not args.quiet and args.log_format != "json"
+
+
+def add_registry_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        help="model registry root for models named NAME@VERSION or NAME@ALIAS "
+        "(default: $LAKESCORE_REGISTRY)",
+    )
 
 
 def add_trust_flag(p: argparse.ArgumentParser) -> None:
@@ -106,7 +130,12 @@ def print_summary(result: ScoreResult, as_json: bool) -> None:
     print(f"run id      {result.run_id}")
     sink = result.sink.rstrip("/")  # a path or an s3:// URI
     print(f"scores      {sink}/{result.run_id}")
-    print(f"run record  {sink}/_lakescore/runs/{result.run_id}.json")
+    print(f"run record  {sink}/_lakescore/run_records/{result.run_id}.json")
+    reference = result.record.get("reference")
+    print(f"reference   {reference or 'none (first run in this sink): no drift measured'}")
+    drifted = {k: v for k, v in result.record.get("drift_status", {}).items() if v != "ok"}
+    if drifted:
+        print("drift       " + ", ".join(f"{k} {v}" for k, v in sorted(drifted.items())))
 
 
 def load_forest(path: str, trust_pickle: bool = False) -> kernels.Forest:

@@ -16,10 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_inspect)
 
-    p = sub.add_parser("compile", help="compile a model (warms Numba's cache)")
+    p = sub.add_parser("compile", help="compile a model (warms the kernel cache)")
     p.add_argument("model")
     add_trust_flag(p)
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
     p.set_defaults(handler=_cmd_compile)
 
 
@@ -52,7 +52,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         kernel = kernels.compile_model(forest, backend=args.backend)
-        kernel.predict(np.zeros((1, forest.num_features), dtype=np.float32))
+        # Both input layouts: Numba compiles one specialisation per layout, and scoring
+        # passes feature-major (column) matrices where a Python caller passes row-major.
+        for order in ("C", "F"):
+            kernel.predict(np.zeros((2, forest.num_features), dtype=np.float32, order=order))
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     print(f"compiled {args.model} for {kernel.backend} in {time.perf_counter() - start:.2f} s")

@@ -224,8 +224,12 @@ def _tree(block: dict[str, str], num_features: int) -> TreeArrays:
     targets = np.sort(np.concatenate([left, right]))
     if not np.array_equal(targets, np.arange(1, total)):
         raise ModelFormatError(f"tree {name}: children do not form a tree")
-    if ((feature < 0) | (feature >= num_features)).any():
-        raise ModelFormatError(f"tree {name}: split feature out of range")
+    bad = (feature < 0) | (feature >= num_features)
+    if bad.any():
+        raise ModelFormatError(
+            f"tree {name}: split feature {int(feature[bad][0])} out of range "
+            f"(the model has {num_features} features)"
+        )
 
     categorical = (decision & _CATEGORICAL) != 0
     default_bit = (decision & _DEFAULT_LEFT) != 0

@@ -265,8 +265,12 @@ def _tree(accessor: Any, t: int, num_feature: int, width: int) -> tuple[TreeArra
     children = np.concatenate([left[inner], right[inner]])
     if ((children <= 0) | (children >= n)).any() or (np.bincount(children) > 1).any():
         raise ModelFormatError(f"tree {t}: children do not form a tree")
-    if ((feature[inner] < 0) | (feature[inner] >= num_feature)).any():
-        raise ModelFormatError(f"tree {t}: split feature out of range")
+    bad = inner & ((feature < 0) | (feature >= num_feature))
+    if bad.any():
+        raise ModelFormatError(
+            f"tree {t}: split feature {int(feature[bad][0])} out of range "
+            f"(the model has {num_feature} features)"
+        )
 
     numerical = inner & (node_type == _NUMERICAL)
     categorical = inner & (node_type == _CATEGORICAL)

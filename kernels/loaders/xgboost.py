@@ -161,8 +161,12 @@ def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
     inner = left >= 0
     if n == 0 or (inner & ((left >= n) | (right < 0) | (right >= n))).any():
         raise ModelFormatError(f"tree {tree.get('id')}: child index out of range")
-    if (inner & ((feature < 0) | (feature >= num_features))).any():
-        raise ModelFormatError(f"tree {tree.get('id')}: split feature out of range")
+    bad = inner & ((feature < 0) | (feature >= num_features))
+    if bad.any():
+        raise ModelFormatError(
+            f"tree {tree.get('id')}: split feature {int(feature[bad][0])} out of range "
+            f"(the model has {num_features} features)"
+        )
     arrays = TreeArrays(
         feature=feature,
         threshold=cond,

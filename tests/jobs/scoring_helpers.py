@@ -203,7 +203,16 @@ def run_ids(sink: Path) -> set[str]:
 
 
 def run_record(sink: Path, run_id: str) -> dict[str, object]:
-    return json.loads((sink / "_lakescore" / "runs" / f"{run_id}.json").read_text())
+    return json.loads((sink / "_lakescore" / "run_records" / f"{run_id}.json").read_text())
+
+
+def quality_table(sink: Path, name: str) -> pa.Table:
+    """One of the sink's quality tables (runs, feature_stats, score_stats, drift), every
+    run's rows; an empty table when the run added none."""
+    path = sink / "_lakescore" / name
+    if not path.is_dir():
+        return pa.table({})
+    return ds.dataset(path, format="parquet").to_table()
 
 
 def scores_by_id(table: pa.Table, id_column: str = ID) -> dict[int, float]:

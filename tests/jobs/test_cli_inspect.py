@@ -8,6 +8,8 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
+from agreement.registry import BY_NAME
 from scoring_helpers import FEATURES, error_line
 from sklearn.ensemble import RandomForestClassifier
 
@@ -53,3 +55,31 @@ def test_compile_warms_the_kernel(cli, model_file: Path):
     assert "compiled" in proc.stdout and "numba" in proc.stdout
     missing = cli("compile", model_file.with_name("nope.json"))
     assert missing.returncode == 2 and "not found" in error_line(missing)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "expected_format"),
+    [
+        ("lgb-categorical", "text", "lightgbm-text"),
+        ("sk-hgb-categorical", "skops", "sklearn-skops"),
+        ("sk-pipeline-scaler-logistic", "skops", "sklearn-skops"),
+        ("xgb-multi-softprob", "treelite", "treelite"),
+    ],
+)
+def test_inspect_describes_every_family(cli, zoo, name: str, fmt: str, expected_format: str):
+    """LightGBM text, skops (trees and a linear model) and treelite files from the model
+    registry: the same summary as for XGBoost, with the kernel's memory estimate."""
+    case = BY_NAME[name]
+    path = zoo.trained(case).files[fmt]
+    proc = cli("inspect", path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    forest = zoo.forest(case, fmt)
+    assert info["format"] == expected_format and info["objective"] == forest.objective
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert info["trees"] == forest.num_trees and info["features"] == forest.num_features
+    assert info["feature_names"] == list(forest.feature_names)
+    assert info["classes"] == forest.classes() and info["classes"] is not None
+    assert info["kernel"].startswith("numba (") and info["kernel_bytes"] > 0
+    if case.train.categorical and fmt != "treelite":
+        assert info["categorical_splits"] > 0

@@ -271,9 +271,13 @@ def test_no_task_starts_no_actor(tmp_path: Path) -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(NotImplementedError, match="GPU"):
-        RayExecutor(num_gpus_per_actor=1)
-    for bad in ({"num_actors": 0}, {"tasks_per_actor": 0}, {"max_retries": -1}):
+    for bad in (
+        {"num_actors": 0},
+        {"tasks_per_actor": 0},
+        {"max_retries": -1},
+        {"gpu": "sometimes"},
+        {"gpus_per_actor": 0},
+    ):
         with pytest.raises(ValueError):
             RayExecutor(**bad)
 

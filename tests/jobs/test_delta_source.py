@@ -94,7 +94,7 @@ def test_resume_keeps_the_pinned_version(
     monkeypatch.setattr(engine.task.ScoringWorker, "__call__", flaky)
     with pytest.raises(ExecutionError):
         score(model_file, delta_source, sink, id_column=ID, source_version=1, task_rows=200,
-              workers=1)  # fmt: skip
+              workers=1, task_retries=0)  # fmt: skip
     monkeypatch.setattr(engine.task.ScoringWorker, "__call__", real_call)
     result = score(model_file, delta_source, sink, id_column=ID, source_version=1,
                    task_rows=200, workers=1)  # fmt: skip

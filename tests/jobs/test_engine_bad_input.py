@@ -7,6 +7,7 @@ sink that does not exist (it must still not exist).
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 from collections.abc import Callable
@@ -75,6 +76,33 @@ def json_model_without_trees(tmp: Path, model: Path, lake: Path) -> Case:
     path = tmp / "model.json"
     path.write_bytes(b'{"learner": {"objective": {"name": "binary:logistic"}}}')
     return Case(_args(path, lake), [str(path)])
+
+
+def unsupported_objective_model(tmp: Path, model: Path, lake: Path) -> Case:
+    from agreement.xgb_cases import train_unsupported
+
+    path = train_unsupported("ranking", tmp)
+    return Case(_args(path, lake), [str(path), "rank:pairwise"])
+
+
+def feature_out_of_range_model(tmp: Path, model: Path, lake: Path) -> Case:
+    doc = json.loads(model.read_text())
+    doc["learner"]["gradient_booster"]["model"]["trees"][0]["split_indices"][0] = 99
+    path = tmp / "model.json"
+    path.write_text(json.dumps(doc))
+    return Case(_args(path, lake), [str(path), "split feature 99 out of range"])
+
+
+def lightgbm_linear_tree_model(tmp: Path, model: Path, lake: Path) -> Case:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    params = {"objective": "regression", "linear_tree": True, "verbose": -1, "num_leaves": 4}
+    booster = lgb.train(params, lgb.Dataset(X, X[:, 0] + rng.normal(size=200)), 2)
+    path = tmp / "linear.txt"
+    booster.save_model(str(path))
+    return Case(_args(path, lake), [str(path), "linear trees"])
 
 
 def missing_feature_column(tmp: Path, model: Path, lake: Path) -> Case:
@@ -164,6 +192,9 @@ CASES = [
     not_json_model,
     empty_model,
     json_model_without_trees,
+    unsupported_objective_model,
+    feature_out_of_range_model,
+    lightgbm_linear_tree_model,
     missing_feature_column,
     string_feature_column,
     empty_directory,

@@ -1,8 +1,9 @@
 """Every model family scores through ``lakescore score`` as through its own predict.
 
-LightGBM (a text file) and scikit-learn (a skops file, and a trusted pickle of a scaled
-logistic regression) models are trained on the small lake's features; the sink's scores
-are compared per id with the native predict on the same rows.
+LightGBM (a text file), scikit-learn (a skops file, and a trusted pickle of a scaled
+logistic regression) and treelite (a checkpoint of an XGBoost model) models are trained
+on the small lake's features; the sink's scores are compared per id with the native
+predict on the same rows.
 """
 
 from __future__ import annotations
@@ -56,7 +57,18 @@ def pickle_model(X: np.ndarray, folder: Path):
     return path, lambda rows: model.predict_proba(rows)[:, 1], ["--trust-pickle", *MAPPING]
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "skops", "pickle"])
+def treelite_model(X: np.ndarray, folder: Path):
+    import treelite
+    import xgboost as xgb
+
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "seed": 0,
+                         "nthread": 1}, xgb.DMatrix(X, _labels(X)), 10)  # fmt: skip
+    path = folder / "model.tl"
+    treelite.frontend.from_xgboost(booster).serialize(str(path))
+    return path, booster.inplace_predict, MAPPING
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "skops", "pickle", "treelite"])
 def test_family_scores_like_its_native_predict(cli, family, lake, lake_table, tmp_path):
     X = feature_matrix(lake_table)
     source = lake
@@ -65,7 +77,8 @@ def test_family_scores_like_its_native_predict(cli, family, lake, lake_table, tm
         columns = {n: pa.array(X[:, j]) for j, n in enumerate(FEATURES)}
         source = tmp_path / "complete.parquet"
         pq.write_table(pa.table({ID: lake_table[ID], **columns}), source)
-    make = {"lightgbm": lightgbm_model, "skops": skops_model, "pickle": pickle_model}[family]
+    make = {"lightgbm": lightgbm_model, "skops": skops_model, "pickle": pickle_model,
+            "treelite": treelite_model}[family]  # fmt: skip
     path, native, flags = make(X, tmp_path)
     sink = tmp_path / "scores"
 

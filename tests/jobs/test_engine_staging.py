@@ -8,9 +8,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
-from scoring_helpers import ID, read_sink, run_ids, run_record, scores_by_id
+from scoring_helpers import ID, quality_table, read_sink, run_ids, run_record, scores_by_id
 
 import engine.staging
 import engine.task
@@ -44,7 +45,7 @@ def test_crash_after_commit_rename_rolls_forward(
         score(model_file, lake, sink, id_column=ID, task_rows=300)
     (run_id,) = run_ids(sink)  # the commit point was passed: the rows are there once
     assert read_sink(sink).num_rows == 3000
-    assert not (sink / "_lakescore" / "runs" / f"{run_id}.json").exists()
+    assert not (sink / "_lakescore" / "run_records" / f"{run_id}.json").exists()
     assert staging_dirs(sink) == [run_id]
 
     monkeypatch.setattr(engine.staging.RunStaging, "finish", finish)
@@ -61,6 +62,9 @@ def test_crash_after_commit_rename_rolls_forward(
     assert len(scores_by_id(read_sink(sink))) == 3000
     assert run_record(sink, run_id)["status"] == "ok"
     assert staging_dirs(sink) == []
+    # The quality tables rolled forward with the record, once, from the task records.
+    assert quality_table(sink, "runs").column("run_id").to_pylist() == [run_id]
+    assert set(quality_table(sink, "feature_stats").column("rows").to_pylist()) == {3000}
 
 
 def test_crash_before_commit_leaves_no_rows_and_resumes(
@@ -83,7 +87,7 @@ def test_crash_before_commit_leaves_no_rows_and_resumes(
 
     monkeypatch.setattr(engine.task.ScoringWorker, "__call__", flaky)
     with pytest.raises(ExecutionError, match="disk on fire"):
-        score(model_file, lake, sink, id_column=ID, task_rows=300, workers=1)
+        score(model_file, lake, sink, id_column=ID, task_rows=300, workers=1, task_retries=0)
     assert run_ids(sink) == set()
     assert read_sink(sink).num_rows == 0
     (run_id,) = staging_dirs(sink)
@@ -91,6 +95,7 @@ def test_crash_before_commit_leaves_no_rows_and_resumes(
     assert failed["status"] == "failed"
     assert "disk on fire" in failed["error"]
     assert failed["tasks_done"] == 4
+    assert quality_table(sink, "runs").num_rows == 0  # a failed run adds no quality rows
 
     seen.clear()
     result = score(model_file, lake, sink, id_column=ID, task_rows=300, workers=1)
@@ -102,6 +107,13 @@ def test_crash_before_commit_leaves_no_rows_and_resumes(
     assert scores_by_id(read_sink(sink)) == scores_by_id(read_sink(tmp_path / "reference"))
     assert run_record(sink, run_id)["status"] == "ok"
     assert reference.rows_scored == result.rows_scored == 3000
+    # The 4 resumed tasks' profiles came back from their task records: the merged profile
+    # is the uninterrupted run's.
+    stats = quality_table(sink, "feature_stats").sort_by("column")
+    expected = quality_table(tmp_path / "reference", "feature_stats").sort_by("column")
+    for name in ("rows", "nulls", "count", "min", "max"):
+        assert stats.column(name).to_pylist() == expected.column(name).to_pylist(), name
+    np.testing.assert_allclose(stats["mean"].to_numpy(), expected["mean"].to_numpy(), rtol=1e-9)
 
 
 class GatedExecutor(LocalExecutor):

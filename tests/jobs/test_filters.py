@@ -192,7 +192,7 @@ def test_filtered_partitioned_run_resumes_exactly_once(
     monkeypatch.setattr(engine.task.ScoringWorker, "__call__", flaky)
     options = dict(id_column=ID, filter=where, partition_by=["region"], task_rows=200, workers=1)
     with pytest.raises(ExecutionError):
-        score(model_file, lake, sink, **options)
+        score(model_file, lake, sink, task_retries=0, **options)
     assert not list(sink.glob("region=*"))  # nothing visible
     result = score(model_file, lake, sink, **options)
     assert result.tasks_resumed == 2

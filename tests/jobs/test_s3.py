@@ -131,7 +131,7 @@ def test_end_to_end_delta_sink_on_s3(
     assert polars.height == 3000
     # the run record is in the bucket, and no credential is in it
     s3 = s3fs(s3_env)
-    with s3.open_input_stream(f"{bucket}/scores/_lakescore/runs/{result.run_id}.json") as fh:
+    with s3.open_input_stream(f"{bucket}/scores/_lakescore/run_records/{result.run_id}.json") as fh:
         record = fh.read().decode()
     assert '"status": "ok"' in record and SECRET not in record
     # a rerun of the committed run commits nothing

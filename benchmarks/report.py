@@ -1,0 +1,55 @@
+"""The end-of-run Markdown tables (printed by ``conftest.pytest_terminal_summary``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: Column order of contenders within a model's rows; others follow by name.
+ORDER = ("numba", "tl2cgen", "native", "gtil")
+
+
+def _num(value: float, fmt: str) -> str:
+    return "-" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def markdown_table(timings: list[Any]) -> list[str]:
+    """One row per (model, threads, contender): rows/s over the best round, the ratio to
+    the native library's rows/s with the same threads, file -> first prediction, and the
+    peak RSS while the contender ran."""
+    native = {(t.model, t.n_threads): t.rows_per_s for t in timings if t.contender == "native"}
+
+    def rank(t: Any) -> tuple[Any, ...]:
+        order = ORDER.index(t.contender) if t.contender in ORDER else len(ORDER)
+        return (t.model, t.n_threads, order, t.contender)
+
+    lines = [
+        "| model | threads | contender | rows | rows/s | vs native | ready (s) | peak RSS (MiB) "
+        "| note |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in sorted(timings, key=rank):
+        base = native.get((t.model, t.n_threads), math.nan)
+        ratio = t.rows_per_s / base if base and not math.isnan(base) else math.nan
+        lines.append(
+            f"| {t.model} | {t.n_threads} | {t.contender} | {t.rows:,} | "
+            f"{_num(t.rows_per_s, ',.0f')} | {_num(ratio, '.2f')}x | {_num(t.ready_s, '.2f')} | "
+            f"{_num(t.peak_rss_mib, ',.0f')} | {t.note} |"
+        )
+    return lines
+
+
+def compile_table(measurements: list[dict[str, Any]]) -> list[str]:
+    """Model file -> ready kernel in a fresh process, by phase (see ``compile_time.py``)."""
+    phases = ("import", "load", "compile", "first_predict", "total")
+    lines = [
+        "| model | backend | caches | " + " | ".join(phases) + " | CPU s | process wall |",
+        "|---|---|---|" + "---:|" * (len(phases) + 2),
+    ]
+    for m in measurements:
+        cells = " | ".join(_num(m[p], ".2f") for p in phases)
+        lines.append(
+            f"| {m['model']} | {m['backend']} | {m['caches']} | {cells} | "
+            f"{_num(m['cpu_total'], '.2f')} | {_num(m['wall'], '.2f')} |"
+        )
+    return lines

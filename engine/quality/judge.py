@@ -1,0 +1,108 @@
+"""What the coordinator asks of quality at the end of a run: drift, checks, status, files.
+
+:func:`judge_run` compares the run's merged profile with the reference and evaluates the
+checks; :func:`stage_quality` writes the run's rows of the four tables and its profile
+into the staging area, where the commit moves them beside the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.quality.checks import evaluate_checks, run_status
+from engine.quality.config import ChecksConfig, DriftConfig
+from engine.quality.drift import ColumnDrift, column_drift
+from engine.quality.reference import Profile
+from engine.quality.tables import drift_table, runs_table, stats_table, write_tables
+
+log = logging.getLogger("lakescore.quality")
+
+
+@dataclass
+class Judgement:
+    status: str  # ok | warn | fail
+    checks: list[dict[str, str]]
+    drift: list[ColumnDrift] = field(default_factory=list)
+
+    @property
+    def drift_status(self) -> dict[str, str]:
+        return {d.column: d.status for d in self.drift}
+
+    @property
+    def failed(self) -> list[dict[str, str]]:
+        return [c for c in self.checks if c["status"] == "fail"]
+
+
+def measure_drift(profile: Profile, reference: Profile, config: DriftConfig) -> list[ColumnDrift]:
+    """Drift of every feature and score column that the reference also profiled (the
+    others are named in a warning: a reference made for another model)."""
+    out = []
+    missing = []
+    for role, current, ref_columns in (
+        ("feature", profile.features, reference.features),
+        ("score", profile.scores, reference.scores),
+    ):
+        for name, cur in current.items():
+            ref = ref_columns.get(name)
+            if ref is None:
+                missing.append(name)
+            else:
+                out.append(column_drift(name, role, ref, cur, config.limits(name)))
+    if missing:
+        log.warning("the reference has no profile of %s: no drift measured", ", ".join(missing))
+    return out
+
+
+def judge_run(
+    profile: Profile,
+    reference: Profile | None,
+    reference_name: str | None,
+    *,
+    drift_config: DriftConfig,
+    checks_config: ChecksConfig,
+    rows: int,
+    seconds: float,
+) -> Judgement:
+    drift = measure_drift(profile, reference, drift_config) if reference is not None else []
+    checks = evaluate_checks(
+        checks_config,
+        rows=rows,
+        seconds=seconds,
+        scores=profile.scores,
+        drift=drift,
+        reference=reference_name if reference is not None else None,
+    )
+    return Judgement(status=run_status(checks), checks=checks, drift=drift)
+
+
+def stage_quality(
+    quality_dir: Path,
+    record: dict[str, Any],
+    profile: Profile,
+    judgement: Judgement,
+    source_columns: dict[str, str],
+) -> None:
+    """Write the run's table rows and profile under ``quality_dir`` (mirroring ``_lakescore``)."""
+    run_id = str(record["run_id"])
+    write_tables(
+        quality_dir,
+        run_id,
+        {
+            "runs": runs_table(record),
+            "feature_stats": stats_table(run_id, profile.features, source_columns),
+            "score_stats": stats_table(run_id, profile.scores, None),
+            "drift": drift_table(run_id, record.get("reference"), judgement.drift),
+        },
+    )
+    profile.meta.update(
+        run_id=run_id,
+        created_at=record.get("finished_at"),
+        model=record.get("model"),
+        model_sha256=record.get("model_sha256"),
+        source=record.get("source"),
+        features_columns=source_columns,
+    )
+    profile.save(quality_dir / "profiles" / f"{run_id}.json")
