@@ -24,6 +24,7 @@ from engine.assess_schema import check_schema
 from engine.errors import BadInputError
 from engine.features import resolve_features
 from engine.governance import plan_outputs
+from engine.lake_options import LakeOptions
 from engine.plan import job_fingerprint, plan_tasks
 from engine.source import SourceFile, list_parquet_files, read_footer
 from engine.spec import JobSpec
@@ -239,6 +240,7 @@ def _look_at_sink(
         id_column=spec.id_column,
         features=features,
         outputs=outputs,
+        extra=LakeOptions.of(spec).fingerprint(),  # --filter/--partition-by: as a run does
     )
     committed = 0
     if path.is_dir():

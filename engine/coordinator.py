@@ -21,9 +21,11 @@ import kernels
 from cluster import Executor, TaskFailed, make_executor
 from engine import events
 from engine.after_run import after_run
+from engine.delta_sink import DeltaSink
 from engine.errors import BadInputError, ExecutionError, LakescoreError, QualityCheckFailed
 from engine.features import resolve_features
 from engine.governance import plan_outputs
+from engine.lake_options import LakeOptions
 from engine.placement import execution_report
 from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
@@ -38,9 +40,10 @@ from engine.quality import (
 from engine.quality.profiler import profile_spec
 from engine.quality.reference import profile_edges, resolve_reference
 from engine.registry import resolve_model
-from engine.source import scan_source
+from engine.source import open_source
 from engine.spec import JobSpec
-from engine.staging import Sink, check_sink, new_run_id
+from engine.staging import check_sink, new_run_id
+from engine.storage import Storage, is_uri, local_copy
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 from engine.variant_stats import VariantStats
 from engine.variants import VariantPlan, variant_fields
@@ -137,30 +140,52 @@ def _run_job(
     started_at = dt.datetime.now(dt.UTC).isoformat()
 
     # Plan: every check that can fail on bad input runs before anything is written.
-    # A registry model (NAME@VERSION / NAME@ALIAS) is checked against its stored sha256.
+    storage = Storage.of(spec.storage)
+    # A registry model (NAME@VERSION / NAME@ALIAS) is checked against its stored sha256;
+    # an s3:// model is downloaded once and loaded from that local copy.
     variants = None
     if spec.variants is not None:
         variants = VariantPlan(spec.variants, spec.registry, spec.id_column, spec.trust_pickle)
         model, forest = variants.resolved[0], variants.forests[0]
     else:
         model = resolve_model(spec.model, spec.registry)
+        if is_uri(model.path):
+            model = dataclasses.replace(model, path=str(local_copy(model.path, storage)))
         forest = model.load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
-    files = scan_source(spec.source, features, spec.id_column)
+    lake = LakeOptions.of(spec)
+    scan = open_source(
+        spec.source,
+        features,
+        spec.id_column,
+        version=spec.source_version,
+        timestamp=spec.source_timestamp,
+        filter=lake.row_filter,
+        storage=storage,
+    )
+    files = scan.files
     scores = variant_fields(variants.config()) if variants else None  # variants' columns
     outputs = plan_outputs(spec, files, forest, scores)  # kept columns, id hash: checked here
-    sink_path = Path(spec.sink)
-    check_sink(sink_path)
-    tasks = plan_tasks(files, task_rows=spec.task_rows)
+    sink_path = spec.sink if is_uri(spec.sink) else Path(spec.sink)
+    if not is_uri(spec.sink):
+        check_sink(Path(spec.sink))
+    output = lake.output_schema(outputs.schema)
+    lake.check_source(files, output)
+    sink = lake.open_sink(sink_path, spec.format, storage)
+    if isinstance(sink, DeltaSink):  # an incompatible table is bad input, found before writing
+        sink.check(output)
+    tasks = plan_tasks(files, task_rows=spec.task_rows, filter=lake.row_filter, storage=storage)
+    if not tasks:
+        raise BadInputError(f"source {spec.source}: no row group can match --filter {spec.filter}")
     fingerprint = job_fingerprint(
         model_sha256=variants.fingerprint if variants else forest.sha256,
-        source=str(Path(spec.source).resolve()),
+        source=spec.source if is_uri(spec.source) else str(Path(spec.source).resolve()),
         files=files,
         id_column=spec.id_column,
         features=features,
         outputs=outputs.doc,
+        extra=lake.fingerprint(),
     )
-    sink = Sink(sink_path)
     run_id = spec.run_id or sink.find_resumable(fingerprint) or new_run_id()
 
     if sink.is_committed(run_id) and not (sink.staging_root / run_id).exists():
@@ -194,11 +219,13 @@ def _run_job(
         **({"registry_model": model.record(forest.sha256)} if model.name else {}),
         **({"variant_plan": variants.record()} if variants else {}),
         "source": spec.source,
+        "source_version": scan.delta_version,
         "sink": spec.sink,
         "id_column": spec.id_column,
         "features": features,
         "backend": kernel.backend,
         "cluster": spec.cluster,
+        "format": spec.format,
         **outputs.doc,
         "columns_written": outputs.written,
     }
@@ -224,13 +251,16 @@ def _run_job(
                 feature_columns=tuple(features.values()),
                 id_column=spec.id_column,
                 run_id=run_id,
-                data_dir=str(staging.data_dir),
+                data_dir=staging.data_location(),
                 tasks_dir=str(staging.tasks_dir),
                 batch_rows=spec.batch_rows,
                 trust_pickle=spec.trust_pickle,
                 variants=variants.config() if variants else None,
                 profile=profiling,
                 outputs=outputs.columns,
+                partition_by=lake.partition_by,
+                run_dir_in_partition=spec.format == "parquet" and bool(lake.partition_by),
+                storage=storage,
             )
             finished = staging.finished_tasks()
             planned_ids = {t.task_id for t in tasks}
@@ -314,10 +344,16 @@ def _run_job(
                     f"run {run_id} aborted (on_fail = abort), nothing committed: {failed}",
                     result=_result_from_record(run_id, sink_path, record, started),
                 )
-            stage_quality(staging.quality_dir, record, profile, judgement, features)
+            if not is_uri(spec.sink):
+                # Staged tables land in <sink>/_lakescore/ on commit (a Delta table's too:
+                # Delta readers skip "_" folders). An s3:// sink's staging area is a local
+                # state folder that is never uploaded, so its runs write no quality tables
+                # or profile yet (the judgement, checks and drift still go in the record).
+                stage_quality(staging.quality_dir, record, profile, judgement, features)
             # The driver's share of the statistics' cost (merge, drift, checks, tables).
             record["quality_seconds"] = round(time.perf_counter() - quality_started, 3)
-            staging.commit({results[t.task_id].part for t in tasks}, record)
+            parts = {p for t in tasks for p in results[t.task_id].part_paths()}
+            staging.commit(parts, record)
             outcome.update(record)
     events.run_committed(record)
     return _result_from_record(run_id, sink_path, record, started)
@@ -367,7 +403,7 @@ def _record(
 
 
 def _result_from_record(
-    run_id: str, sink: Path, record: dict[str, Any], started: float
+    run_id: str, sink: Path | str, record: dict[str, Any], started: float
 ) -> ScoreResult:
     return ScoreResult(
         run_id=run_id,

@@ -80,6 +80,8 @@ class OutputPlan:
     written: list[dict[str, str]]
     #: what the run record and the job's fingerprint say about governance (no salt)
     doc: dict[str, Any]
+    #: the same columns as an Arrow schema (a Delta sink checks its table against it)
+    schema: pa.Schema
 
 
 def check_spec(keep: Any, salt: Any, salt_env: Any) -> tuple[str, ...]:
@@ -197,4 +199,4 @@ def plan_outputs(
             "salt_id": salt_id(salt),
         }
     written = [{"name": f.name, "type": str(f.type)} for f in written_fields]
-    return OutputPlan(columns=columns, written=written, doc=doc)
+    return OutputPlan(columns=columns, written=written, doc=doc, schema=pa.schema(written_fields))

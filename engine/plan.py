@@ -12,7 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from engine.source import SourceFile
+from engine.errors import BadInputError
+from engine.filters import Expr, columns, simplify, to_arrow
+from engine.source import SourceFile, one_line
+from engine.storage import Storage, fs_and_path
 
 
 @dataclass(frozen=True)
@@ -25,35 +28,76 @@ class ScoreTask:
     row_groups: tuple[int, ...]
     first_row: int
     num_rows: int
+    #: the file's partition values (hive directories or the Delta log)
+    partition: tuple[tuple[str, str | None], ...] = ()
+    #: rows to keep (what is left of ``--filter`` once the partition values are known)
+    filter: Expr | None = None
 
 
-def plan_tasks(files: list[SourceFile], *, task_rows: int) -> list[ScoreTask]:
+def plan_tasks(
+    files: list[SourceFile],
+    *,
+    task_rows: int,
+    filter: Expr | None = None,
+    storage: Storage | None = None,
+) -> list[ScoreTask]:
     """Split every file into runs of whole row groups of about ``task_rows`` rows.
 
-    Files without rows get no task.
+    Files without rows get no task. With a ``filter``, only the row groups whose
+    statistics may hold matching rows are planned (files whose partition values rule it
+    out were never listed: see :func:`engine.source.open_source`).
     """
     tasks: list[ScoreTask] = []
     for f in files:
+        residual = simplify(filter, f.partition) if filter is not None else True
+        if residual is False:
+            continue
+        rest = None if residual is True else residual
+        keep = set(range(len(f.row_group_rows))) if rest is None else _row_groups(f, rest, storage)
         group: list[int] = []
         group_rows = 0
         first_row = 0
         row = 0
         for rg, n in enumerate(f.row_group_rows):
+            row += n
+            if rg not in keep:
+                continue
             if not group:
-                first_row = row
+                first_row = row - n
             group.append(rg)
             group_rows += n
-            row += n
             if group_rows >= task_rows:
-                tasks.append(_task(f, group, first_row, group_rows))
+                tasks.append(_task(f, group, first_row, group_rows, rest))
                 group, group_rows = [], 0
         if group_rows:
-            tasks.append(_task(f, group, first_row, group_rows))
+            tasks.append(_task(f, group, first_row, group_rows, rest))
     return tasks
 
 
-def _task(f: SourceFile, row_groups: list[int], first_row: int, num_rows: int) -> ScoreTask:
-    key = json.dumps([f.relpath, f.size, f.mtime_ns, row_groups]).encode()
+def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
+    """Row groups of ``f`` whose statistics do not rule ``expr`` out (Arrow decides)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    for column in sorted(columns(expr)):
+        if column not in f.schema.names:
+            raise BadInputError(f"{f.path}: filter column {column!r} not found")
+    try:
+        filesystem, where = fs_and_path(f.path, storage)
+        fragment = ds.ParquetFileFormat().make_fragment(where, filesystem=filesystem)
+        kept = fragment.subset(filter=to_arrow(expr), schema=f.schema)
+        return {rg.id for rg in kept.row_groups}
+    except (pa.ArrowException, TypeError) as exc:
+        raise BadInputError(f"{f.path}: --filter {expr}: {one_line(exc)}") from None
+
+
+def _task(
+    f: SourceFile, row_groups: list[int], first_row: int, num_rows: int, rest: Expr | None
+) -> ScoreTask:
+    doc: list[object] = [f.relpath, f.size, f.mtime_ns, row_groups]
+    if rest is not None:  # the same row groups under another filter are another task
+        doc.append(str(rest))
+    key = json.dumps(doc).encode()
     return ScoreTask(
         task_id=hashlib.sha256(key).hexdigest()[:20],
         path=f.path,
@@ -61,6 +105,8 @@ def _task(f: SourceFile, row_groups: list[int], first_row: int, num_rows: int) -
         row_groups=tuple(row_groups),
         first_row=first_row,
         num_rows=num_rows,
+        partition=tuple(sorted(f.partition.items())),
+        filter=rest,
     )
 
 
@@ -72,6 +118,7 @@ def job_fingerprint(
     id_column: str | None,
     features: dict[str, str],
     outputs: dict[str, Any] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> str:
     """What makes two invocations "the same job": a resumed run must match this exactly.
 
@@ -84,6 +131,7 @@ def job_fingerprint(
         "files": [[f.relpath, f.size, f.mtime_ns] for f in files],
         "id_column": id_column,
         "features": features,
+        **(extra or {}),  # options that change the output (filter, partitions, overwrite)
     }
     if outputs:
         doc["outputs"] = outputs

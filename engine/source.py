@@ -8,13 +8,16 @@ is bad input (schema drift), reported before anything is written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import BadInputError
+from engine.filters import Expr, simplify
+from engine.storage import Storage, check_bucket, is_uri
 
 
 def is_numeric(dtype: pa.DataType) -> bool:
@@ -37,6 +40,8 @@ class SourceFile:
     mtime_ns: int
     row_group_rows: tuple[int, ...]
     schema: pa.Schema
+    #: partition column -> value (hive ``col=value`` directories, or the Delta log's)
+    partition: dict[str, str | None] = field(default_factory=dict, compare=False)
 
     @property
     def num_rows(self) -> int:
@@ -63,20 +68,34 @@ def list_parquet_files(source: str) -> tuple[Path, list[Path]]:
     return root, files
 
 
-def read_footer(path: Path, root: Path) -> SourceFile:
+def hive_partition(relpath: str) -> dict[str, str | None]:
+    """``{"region": "north"}`` for ``region=north/part-0.parquet``."""
+    values: dict[str, str | None] = {}
+    for part in relpath.split("/")[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+    return values
+
+
+def read_footer(
+    path: Path, root: Path, partition: dict[str, str | None] | None = None
+) -> SourceFile:
     try:
         meta = pq.ParquetFile(path).metadata
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
         raise BadInputError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     stat = path.stat()
+    relpath = path.relative_to(root).as_posix() if path != root else path.name
     return SourceFile(
         path=str(path),
-        relpath=path.relative_to(root).as_posix() if path != root else path.name,
+        relpath=relpath,
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         row_group_rows=tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
         schema=schema,
+        partition=hive_partition(relpath) if partition is None else partition,
     )
 
 
@@ -96,10 +115,85 @@ def check_columns(file: SourceFile, features: dict[str, str], id_column: str | N
             )
 
 
+@dataclass(frozen=True)
+class SourceScan:
+    """What planning read of the source: its files, and the Delta version they belong to."""
+
+    files: list[SourceFile]
+    delta_version: int | None = None
+
+
 def scan_source(source: str, features: dict[str, str], id_column: str | None) -> list[SourceFile]:
     """Footers of every data file, each checked against the columns the job needs."""
-    root, paths = list_parquet_files(source)
-    files = [read_footer(p, root) for p in paths]
+    return open_source(source, features, id_column).files
+
+
+def open_source(
+    source: str,
+    features: dict[str, str],
+    id_column: str | None,
+    *,
+    version: int | None = None,
+    timestamp: str | None = None,
+    filter: Expr | None = None,
+    storage: Storage | None = None,
+) -> SourceScan:
+    """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``),
+    local or on object storage (``s3://``).
+
+    Files whose partition values rule ``filter`` out are dropped before they are opened.
+    """
+    from engine import delta_source, remote_source
+
+    storage = storage or Storage.of(None)
+    remote = is_uri(source)
+    if remote:
+        check_bucket(source, storage, "source")
+    delta_version = None
+    if delta_source.is_delta_source(source, storage.delta_options()):
+        snapshot = delta_source.open_snapshot(
+            source,
+            version=version,
+            timestamp=timestamp,
+            storage_options=storage.delta_options(),
+        )
+        delta_version = snapshot.version
+        kept = [(p, rel, values) for p, rel, values in snapshot.files if _may_match(filter, values)]
+        if remote:
+            infos = remote_source.sizes(storage, [p for p, _, _ in kept])
+            files = [
+                remote_source.read_remote_footer(p, rel, *infos[p], storage, values)
+                for p, rel, values in kept
+            ]
+        else:
+            files = [read_footer(Path(p), Path(snapshot.root), values) for p, _, values in kept]
+        listed = len(snapshot.files)
+    elif remote:
+        if version is not None or timestamp is not None:
+            raise BadInputError(
+                f"source {source}: --source-version/--source-timestamp need a Delta table"
+            )
+        objects = remote_source.list_objects(source, storage)
+        files = [
+            remote_source.read_remote_footer(uri, rel, size, mtime, storage)
+            for uri, rel, size, mtime in objects
+            if _may_match(filter, hive_partition(rel))
+        ]
+        listed = len(objects)
+    else:
+        if version is not None or timestamp is not None:
+            raise BadInputError(
+                f"source {source}: --source-version/--source-timestamp need a Delta table"
+            )
+        root, paths = list_parquet_files(source)
+        files = [
+            read_footer(p, root)
+            for p in paths
+            if _may_match(filter, hive_partition(p.relative_to(root).as_posix()))
+        ]
+        listed = len(paths)
+    if filter is not None and listed and not files:
+        raise BadInputError(f"source {source}: no partition matches --filter {filter}")
     for f in files:
         check_columns(f, features, id_column)
     if id_column is not None and files:
@@ -113,7 +207,11 @@ def scan_source(source: str, features: dict[str, str], id_column: str | None) ->
                 )
     if sum(f.num_rows for f in files) == 0:
         raise BadInputError(f"source {source}: no rows to score ({len(files)} file(s))")
-    return files
+    return SourceScan(files, delta_version)
+
+
+def _may_match(expr: Expr | None, partition: dict[str, str | None]) -> bool:
+    return expr is None or simplify(expr, partition) is not False
 
 
 def one_line(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ from engine.errors import BadInputError
 from engine.registry import resolve_model_value
 from engine.variants import VariantsSpec, parse_variants
 
-FORMATS = ("parquet",)
+FORMATS = ("parquet", "delta")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,19 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    source_version, source_timestamp
+        Time travel on a Delta source: score this version of the table, or the version
+        current at this ISO 8601 time (UTC when it names no zone). The latest by default.
+    filter
+        Rows to score (``region = 'north' and age >= 18``: comparisons, and/or/not, in,
+        is null); pushed down to the source's partitions and row group statistics.
+    partition_by
+        Output partition columns: ``COL`` (a source column) or ``COL=VALUE`` (a constant).
+    overwrite_partition
+        Replace this one output partition (``score_date = '2026-11-01'``) with the run.
+    storage
+        Where ``s3://`` paths live: ``endpoint_url`` (an S3-compatible store) and
+        ``region``; credentials come from the AWS environment variables or profile only.
     task_retries
         Times a task that raised runs again before the run fails (a task whose Ray actor
         died is always run again elsewhere).
@@ -117,6 +130,12 @@ class JobSpec:
     workers: int = 2
     task_retries: int = 2
     trust_pickle: bool = False
+    source_version: int | None = None
+    source_timestamp: str | None = None
+    filter: str | None = None
+    partition_by: list[str] = field(default_factory=list)
+    overwrite_partition: str | None = None
+    storage: dict[str, str] = field(default_factory=dict)
     metrics_file: str | None = None
     notify: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None
@@ -136,6 +155,20 @@ class JobSpec:
             least = 0 if name == "task_retries" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise BadInputError(f"{name}: must be an integer >= {least}, got {value!r}")
+        if self.source_version is not None and (
+            not isinstance(self.source_version, int)
+            or isinstance(self.source_version, bool)
+            or self.source_version < 0
+        ):
+            raise BadInputError(
+                f"source_version: must be a non-negative integer, got {self.source_version!r}"
+            )
+        if self.source_version is not None and self.source_timestamp is not None:
+            raise BadInputError("source_version and source_timestamp: give one, not both")
+        if not isinstance(self.partition_by, list | tuple) or not all(
+            isinstance(c, str) for c in self.partition_by
+        ):
+            raise BadInputError("partition_by: must be a list of COL or COL=VALUE strings")
         if not isinstance(self.columns, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items()
         ):
@@ -170,6 +203,12 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "workers": int,
     "task_retries": int,
     "trust_pickle": bool,
+    "source_version": int,
+    "source_timestamp": str,
+    "filter": str,
+    "partition_by": list,
+    "overwrite_partition": str,
+    "storage": dict,
     "metrics_file": str,
     "notify": dict,
     "registry": str,
@@ -181,6 +220,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "hash_id_salt": str,
     "hash_id_salt_env": str,
 }
+# ``model`` is resolved by resolve_model_value (registry references and s3:// URIs are
+# kept as they are); resolve_path keeps s3:// URIs of these as they are too.
 _PATH_FIELDS = ("source", "sink", "registry", "metrics_file", "reference")
 _REQUIRED = ("model", "source", "sink")
 

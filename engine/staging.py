@@ -162,6 +162,10 @@ class RunStaging:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tasks_dir.mkdir(parents=True, exist_ok=True)
 
+    def data_location(self) -> str:
+        """Where workers write this run's parts (a directory, or a URI in a subclass)."""
+        return str(self.data_dir)
+
     def finished_tasks(self) -> dict[str, TaskResult]:
         """Tasks whose record and part both exist (a part without record is redone)."""
         done: dict[str, TaskResult] = {}
@@ -172,7 +176,10 @@ class RunStaging:
                 result = read_task_record(record)
             except (ValueError, TypeError, OSError):
                 continue  # a torn record: redo the task
-            if (self.data_dir / result.part).exists() or self.sink.is_committed(self.run_id):
+            parts = result.part_paths()
+            if all((self.data_dir / p).exists() for p in parts) or self.sink.is_committed(
+                self.run_id
+            ):
                 done[result.task_id] = result
         return done
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import BadInputError
@@ -24,8 +23,44 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         "ray://HOST:PORT (an existing Ray cluster)",
     )
     p.add_argument("--backend", default="auto", help="auto | numba | cuda | tl2cgen")
-    p.add_argument("--format", default="parquet", choices=["parquet"], help="sink format")
+    p.add_argument(
+        "--format",
+        default="parquet",
+        choices=["parquet", "delta"],
+        help="sink format: parquet (a directory per run) or delta (a Delta table)",
+    )
     p.add_argument("--run-id", dest="run_id", help="resume or re-commit this run id")
+    p.add_argument(
+        "--source-version",
+        dest="source_version",
+        type=int,
+        help="score this version of a Delta source (time travel)",
+    )
+    p.add_argument(
+        "--source-timestamp",
+        dest="source_timestamp",
+        metavar="ISO",
+        help="score the version of a Delta source current at this time (UTC unless zoned)",
+    )
+    p.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="score only matching rows: comparisons, and/or/not, in (...), is [not] null",
+    )
+    p.add_argument(
+        "--partition-by",
+        dest="partition_by",
+        action="append",
+        default=[],
+        metavar="COL[=VALUE]",
+        help="partition the output by a source column, or by a constant COL=VALUE (repeatable)",
+    )
+    p.add_argument(
+        "--overwrite-partition",
+        dest="overwrite_partition",
+        metavar="EXPR",
+        help="replace this output partition with the run (e.g. \"score_date = '2026-11-01'\")",
+    )
     add_column_flag(p)
     add_registry_flag(p)
     p.add_argument("--batch-rows", dest="batch_rows", type=int, default=65_536)
@@ -97,9 +132,9 @@ def print_summary(result: ScoreResult, as_json: bool) -> None:
         f"({result.rows_per_second:,.0f} rows/s), status {result.status}"
     )
     print(f"run id      {result.run_id}")
-    print(f"scores      {Path(result.sink) / result.run_id}")
-    record_path = Path(result.sink) / "_lakescore" / "run_records" / f"{result.run_id}.json"
-    print(f"run record  {record_path}")
+    sink = result.sink.rstrip("/")  # a path or an s3:// URI
+    print(f"scores      {sink}/{result.run_id}")
+    print(f"run record  {sink}/_lakescore/run_records/{result.run_id}.json")
     reference = result.record.get("reference")
     print(f"reference   {reference or 'none (first run in this sink): no drift measured'}")
     drifted = {k: v for k, v in result.record.get("drift_status", {}).items() if v != "ok"}
