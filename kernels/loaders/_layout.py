@@ -53,6 +53,18 @@ class TreeArrays:
         )  # fmt: skip
 
 
+def check_split_features(
+    tree: object, feature: np.ndarray, inner: np.ndarray, num_features: int
+) -> None:
+    """Refuse a split on a feature the model does not have: the kernels index rows with it."""
+    bad = inner & ((feature < 0) | (feature >= num_features))
+    if bad.any():
+        raise ModelFormatError(
+            f"tree {tree}: split feature {int(feature[bad][0])} out of range "
+            f"(the model has {num_features} features)"
+        )
+
+
 def breadth_first(tree: TreeArrays) -> TreeArrays:
     """Re-number a tree's reachable nodes breadth-first from the root (node 0).
 

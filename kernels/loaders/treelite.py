@@ -41,7 +41,12 @@ import treelite
 
 from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
 from kernels.ir import Forest
-from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
+from kernels.loaders._layout import (
+    TreeArrays,
+    breadth_first,
+    check_split_features,
+    concatenate,
+)
 from kernels.loaders._thresholds import float32_above
 
 #: treelite postprocessor -> (link, whether ``sigmoid_alpha`` scales the margin)
@@ -265,12 +270,7 @@ def _tree(accessor: Any, t: int, num_feature: int, width: int) -> tuple[TreeArra
     children = np.concatenate([left[inner], right[inner]])
     if ((children <= 0) | (children >= n)).any() or (np.bincount(children) > 1).any():
         raise ModelFormatError(f"tree {t}: children do not form a tree")
-    bad = inner & ((feature < 0) | (feature >= num_feature))
-    if bad.any():
-        raise ModelFormatError(
-            f"tree {t}: split feature {int(feature[bad][0])} out of range "
-            f"(the model has {num_feature} features)"
-        )
+    check_split_features(t, feature, inner, num_feature)
 
     numerical = inner & (node_type == _NUMERICAL)
     categorical = inner & (node_type == _CATEGORICAL)

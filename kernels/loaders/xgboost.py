@@ -15,7 +15,12 @@ import numpy as np
 from kernels.errors import KernelError, ModelFormatError, UnsupportedModelError
 from kernels.ir import Forest
 from kernels.loaders import _ubjson
-from kernels.loaders._layout import TreeArrays, breadth_first, concatenate
+from kernels.loaders._layout import (
+    TreeArrays,
+    breadth_first,
+    check_split_features,
+    concatenate,
+)
 
 #: Bounds on sizes read from the file: a damaged header must not allocate without limit.
 MAX_FEATURES = 1 << 24
@@ -161,12 +166,7 @@ def _tree(tree: dict[str, Any], num_features: int) -> TreeArrays:
     inner = left >= 0
     if n == 0 or (inner & ((left >= n) | (right < 0) | (right >= n))).any():
         raise ModelFormatError(f"tree {tree.get('id')}: child index out of range")
-    bad = inner & ((feature < 0) | (feature >= num_features))
-    if bad.any():
-        raise ModelFormatError(
-            f"tree {tree.get('id')}: split feature {int(feature[bad][0])} out of range "
-            f"(the model has {num_features} features)"
-        )
+    check_split_features(tree.get("id"), feature, inner, num_features)
     arrays = TreeArrays(
         feature=feature,
         threshold=cond,
