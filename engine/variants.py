@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import kernels
 from engine._blake2b import digest_bytes, digest_integers
 from engine.errors import BadInputError
+from engine.quality.variant_drift import RegisteredReference
 from engine.registry import ResolvedModel, resolve_model, resolve_model_value
-from engine.variant_stats import VariantStats
 
 VARIANT_COLUMN = "variant"
 MODEL_VERSION_COLUMN = "model_version"
@@ -197,6 +197,18 @@ class VariantPlan:
         except kernels.KernelError as exc:
             raise BadInputError(str(exc)) from None
 
+    def registered_references(self) -> dict[str, RegisteredReference | None]:
+        """Each variant's reference profile registered with its model version, if any."""
+        out: dict[str, RegisteredReference | None] = {}
+        for v, r in zip(self.spec.variants, self.resolved, strict=True):
+            registered = None
+            if r.reference is not None:
+                registered = RegisteredReference(
+                    f"{r.name}@{r.version}", r.reference, r.reference_sha256
+                )
+            out[v.name] = registered
+        return out
+
     def config(self) -> VariantConfig:
         first = self.forests[0].feature_names
         return VariantConfig(
@@ -256,10 +268,9 @@ class VariantScorer:
     def fields(self) -> list[pa.Field]:
         return variant_fields(self.config)
 
-    def score(
-        self, batch: pa.RecordBatch, X: np.ndarray
-    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        """The sink's score columns for ``batch`` and this batch's per-variant statistics."""
+    def score(self, batch: pa.RecordBatch, X: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+        """The sink's score columns for ``batch``, and each row's variant index (int32)
+        for the per-variant statistics."""
         cfg = self.config
         which = assign(batch.column(cfg.id_column), cfg.salt, cfg.cumulative, cfg.id_column)
         score = np.empty(batch.num_rows, dtype=np.float32)
@@ -278,7 +289,7 @@ class VariantScorer:
             VARIANT_COLUMN: pa.DictionaryArray.from_arrays(idx, self._names),
             MODEL_VERSION_COLUMN: pc.take(self._versions, idx),
         }
-        return columns, VariantStats.of_batch(cfg.names, which, score)
+        return columns, which
 
     def _features(self, X: np.ndarray, k: int) -> np.ndarray:
         order = self.config.feature_orders[k]
