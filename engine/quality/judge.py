@@ -20,6 +20,7 @@ from engine.quality.drift import ColumnDrift, column_drift
 from engine.quality.reference import Profile
 from engine.quality.tables import drift_table, runs_table, stats_table, write_tables
 from engine.quality.variant_drift import (
+    SCORE,
     VariantReference,
     measure_variant_drift,
     variant_drift_check,
@@ -80,6 +81,8 @@ def judge_run(
     """Drift, checks and status; a variant run (``variant_references``) also gets each
     variant's score drift and the ``variant_drift`` check."""
     drift = measure_drift(profile, reference, drift_config) if reference is not None else []
+    if variant_references is not None:
+        drift = [_mixture_not_judged(d) for d in drift]
     checks = evaluate_checks(
         checks_config,
         rows=rows,
@@ -99,6 +102,19 @@ def judge_run(
         variant_drift=variant_drift,
         variant_references=dict(variant_references or {}),
     )
+
+
+def _mixture_not_judged(d: ColumnDrift) -> ColumnDrift:
+    """A variant run's whole-run ``score`` mixes its variants' models in proportion to
+    their weights, so it moves whenever the weights do (reweighting after ``evaluate``):
+    its drift is measured and recorded but does not count; each variant's score is judged
+    against its own reference instead (``variant_drift``)."""
+    if d.role != "score" or d.column != SCORE:
+        return d
+    note = "not judged: a variant run's score mixes the variants (judged per variant)"
+    d.reasons = [note, *d.reasons]
+    d.status = "ok"
+    return d
 
 
 def stage_quality(
