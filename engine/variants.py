@@ -15,6 +15,7 @@ the job file lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -30,7 +31,8 @@ import kernels
 from engine._blake2b import digest_bytes, digest_integers
 from engine.errors import BadInputError
 from engine.quality.variant_drift import RegisteredReference
-from engine.registry import ResolvedModel, resolve_model, resolve_model_value
+from engine.registry import ResolvedModel, registry_location, resolve_model, resolve_model_value
+from engine.registry_weights import check_campaign, read_registry_weights
 
 VARIANT_COLUMN = "variant"
 MODEL_VERSION_COLUMN = "model_version"
@@ -52,6 +54,9 @@ class VariantsSpec:
     salt: str
     variants: tuple[Variant, ...]
     shadow: bool = False
+    #: weights from the registry's ``_campaigns/<campaign>.json`` when it exists
+    #: (:mod:`engine.registry_weights`); the listed weights until then
+    campaign: str | None = None
 
     @property
     def cumulative(self) -> tuple[float, ...]:
@@ -66,7 +71,7 @@ def parse_variants(doc: Any, *, base_dir: Path, origin: str) -> VariantsSpec:
     where = f"{origin}: [variants]"
     if not isinstance(doc, dict):
         raise BadInputError(f"{where} must be a table")
-    unknown = sorted(set(doc) - {"salt", "shadow", "models"})
+    unknown = sorted(set(doc) - {"salt", "shadow", "models", "campaign"})
     if unknown:
         raise BadInputError(f"{where}: unknown key {unknown[0]!r}")
     salt, shadow, models = doc.get("salt"), doc.get("shadow", False), doc.get("models")
@@ -89,7 +94,35 @@ def parse_variants(doc: Any, *, base_dir: Path, origin: str) -> VariantsSpec:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise BadInputError(f"{at}: weight must be a positive number, got {weight!r}")
         variants.append(Variant(name, resolve_model_value(model, base_dir), float(weight)))
-    return VariantsSpec(salt=salt, variants=tuple(variants), shadow=shadow)
+    campaign = doc.get("campaign")
+    if campaign is not None:
+        check_campaign(campaign, where)
+    return VariantsSpec(salt=salt, variants=tuple(variants), shadow=shadow, campaign=campaign)
+
+
+def with_registry_weights(spec: VariantsSpec, registry: str | None) -> tuple[VariantsSpec, str]:
+    """``spec`` with its campaign's weights from the registry, when it names a campaign
+    that an evaluation wrote weights for; and where the weights came from."""
+    if spec.campaign is None:
+        return spec, "job"
+    root = registry_location(registry)
+    if root is None:
+        raise BadInputError(
+            f"variants: campaign {spec.campaign!r} takes its weights from the registry, "
+            "but no registry is set (--registry, $LAKESCORE_REGISTRY or registry =)"
+        )
+    doc = read_registry_weights(root, spec.campaign)
+    if doc is None:  # no evaluation yet: the job file's weights
+        return spec, "job"
+    weights = doc["weights"]
+    names = [v.name for v in spec.variants]
+    if sorted(weights) != sorted(names):
+        raise BadInputError(
+            f"registry {root}: campaign {spec.campaign} has weights for "
+            f"{', '.join(sorted(weights))}, the job lists {', '.join(names)}"
+        )
+    variants = tuple(dataclasses.replace(v, weight=weights[v.name]) for v in spec.variants)
+    return dataclasses.replace(spec, variants=variants), f"registry:{spec.campaign}"
 
 
 # ---- assignment
@@ -162,7 +195,8 @@ class VariantPlan:
     ) -> None:
         if id_column is None:
             raise BadInputError("variants: an id column is required (id_column / --id-column)")
-        self.spec = spec
+        self.spec, self.weights_source = with_registry_weights(spec, registry)
+        spec = self.spec
         self.id_column = id_column
         self.resolved: list[ResolvedModel] = []
         self.forests: list[kernels.Forest] = []
@@ -232,6 +266,8 @@ class VariantPlan:
             "salt": self.spec.salt,
             "shadow": self.spec.shadow,
             "order": [v.name for v in self.spec.variants],  # JSON records sort their keys
+            "campaign": self.spec.campaign,
+            "weights_source": self.weights_source,
             "models": {
                 v.name: {
                     "weight": round(cum[k + 1] - cum[k], 12),
