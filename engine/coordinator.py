@@ -39,13 +39,14 @@ from engine.quality import (
 )
 from engine.quality.profiler import profile_spec
 from engine.quality.reference import profile_edges, resolve_reference
+from engine.quality.variant_drift import previous_run, resolve_variant_references, variant_edges
 from engine.registry import resolve_model
 from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import check_sink, new_run_id
 from engine.storage import Storage, is_uri, local_copy
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
-from engine.variant_stats import VariantStats
+from engine.variant_stats import variants_record
 from engine.variants import VariantPlan, variant_fields
 
 log = logging.getLogger("lakescore.coordinator")
@@ -201,7 +202,16 @@ def _run_job(
     # Quality: a bad reference or limit is bad input, found before anything is written.
     drift_config, checks_config = parse_drift(spec.drift), parse_checks(spec.checks)
     reference_name, reference = resolve_reference(spec.reference, sink.runs_dir, sink.meta)
-    profiling = profile_spec(features, files[0].schema, profile_edges(reference))
+    variant_refs = None  # each variant's own reference: registry, previous run, or none
+    if variants is not None:
+        previous = previous_run(reference_name, reference, sink.runs_dir, sink.meta)
+        variant_refs = resolve_variant_references(variants.registered_references(), previous)
+    profiling = profile_spec(
+        features,
+        files[0].schema,
+        profile_edges(reference),
+        variant_edges(variant_refs) if variant_refs else None,
+    )
 
     # Compile once on the driver too: a bad backend fails here, before staging exists.
     variant_kernels = variants.compile(spec.backend) if variants else None
@@ -327,6 +337,7 @@ def _run_job(
                 checks_config=checks_config,
                 rows=record["rows"],
                 seconds=time.perf_counter() - started,
+                variant_references=variant_refs,
             )
             record.update(
                 status=judgement.status,
@@ -335,6 +346,13 @@ def _run_job(
                 drift_status=judgement.drift_status,
                 drift=[d.to_dict() for d in judgement.drift],
             )
+            if variants is not None:  # rows, score distribution and drift per variant
+                record["variants"] = variants_record(
+                    job_doc["variant_plan"],
+                    profile.variants,
+                    judgement.variant_references,
+                    judgement.variant_drift,
+                )
             abort = checks_config.on_fail == "abort" and not sink.is_committed(run_id)
             if judgement.status == "fail" and abort:  # (past the commit point: roll forward)
                 staging.discard()  # the sink stays exactly as it was before the run
@@ -392,11 +410,10 @@ def _record(
         },
         "tasks_resumed": resumed,
     }
-    if "variant_plan" in base:  # rows and score distribution per variant
-        merged: dict[str, dict[str, Any]] = {}
-        for r in results.values():
-            merged = VariantStats.merge(merged, r.variants)
-        record["variants"] = VariantStats.run_record(base["variant_plan"], merged)
+    if "variant_plan" in base and profile is None:  # a failed run: its finished tasks'
+        # rows and scores per variant (a judged run gets its drift too, after judging)
+        parts = ({"variants": r.profile.get("variants", {})} for r in results.values())
+        record["variants"] = variants_record(base["variant_plan"], merge_profiles(parts).variants)
     if error is not None:
         record["error"] = error
     return record

@@ -67,6 +67,9 @@ class ResolvedModel:
     version: int | None = None
     alias: str | None = None
     registry: str | None = None
+    #: the reference profile registered with this version (a local file) and its sha256
+    reference: str | None = None
+    reference_sha256: str | None = None
 
     def record(self, sha256: str) -> dict[str, Any]:
         """What a run record says about this model."""
@@ -205,6 +208,7 @@ class Registry:
                 raise BadInputError(f"registry {self.root}: model {name} has no alias {alias!r}")
             version = int(json.loads(self.store.read_bytes(rel))["version"])
         doc = self.version(name, version)
+        reference = doc.get("reference") or {}
         return ResolvedModel(
             path=self.store.local_file(f"{name}/{doc['file']}"),
             sha256=doc["sha256"],
@@ -212,6 +216,8 @@ class Registry:
             version=version,
             alias=alias,
             registry=self.root,
+            reference=self.store.local_file(f"{name}/{reference['file']}") if reference else None,
+            reference_sha256=reference.get("sha256"),
         )
 
     def _next_version(self, name: str) -> int:

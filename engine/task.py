@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from engine.plan import ScoreTask
 from engine.quality.profiler import ProfileSpec, TaskProfiler
 from engine.source import one_line
 from engine.storage import Storage, fs_and_path, open_parquet
-from engine.variant_stats import VariantStats
 from engine.variants import VariantConfig, VariantScorer
 
 log = logging.getLogger("lakescore.task")
@@ -83,10 +83,9 @@ class TaskResult:
     #: where it ran: the host's name and the worker process id
     node: str = ""
     worker: int = 0
-    #: per-variant rows and score sketches (:class:`~engine.variant_stats.VariantStats`)
-    variants: dict[str, dict[str, object]] = field(default_factory=dict)
-    #: ``{"features": {name: ColumnProfile.to_dict()}, "scores": {...}}`` of the task's rows
-    profile: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
+    #: ``{"features": {name: ColumnProfile.to_dict()}, "scores": {...}}`` of the task's
+    #: rows; a variant run adds ``"variants": {variant: {"score": ...}}``
+    profile: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: every part's path under the data directory (``part`` is the first)
     parts: list[str] = field(default_factory=list)
 
@@ -98,7 +97,9 @@ class TaskResult:
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> TaskResult:
-        return cls(**doc)  # type: ignore[arg-type]
+        # Keys of other versions (an older record's per-variant "variants") are skipped.
+        known = {f.name for f in dataclass_fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})  # type: ignore[arg-type]
 
 
 def load_kernel(
@@ -165,7 +166,7 @@ class ScoringWorker:
         ]
         columns = list(dict.fromkeys([*cfg.feature_columns, *ids, *extra]))
         rows = 0
-        variant_stats: dict[str, dict[str, object]] = {}
+        which = None  # each row's variant index, in a variant run
         parts: list[str] = []
         try:
             batches = _read_batches(task, columns, cfg.batch_rows, cfg.storage)
@@ -181,8 +182,7 @@ class ScoringWorker:
                 if self.variants is None:
                     scores = score_batch(self.kernel, X)
                 else:
-                    scores, batch_stats = self.variants.score(batch, X)
-                    variant_stats = VariantStats.merge(variant_stats, batch_stats)
+                    scores, which = self.variants.score(batch, X)
                 t3 = time.perf_counter()
                 if cfg.write:
                     writers.write(self._output_table(task, batch, scores, rows), batch)
@@ -193,6 +193,9 @@ class ScoringWorker:
                     profiler.add_scores(
                         {k: v for k, v in scores.items() if isinstance(v, np.ndarray)}
                     )
+                    if self.variants is not None:  # each variant's acting score apart
+                        names = self.variants.config.names
+                        profiler.add_variants(names, which, scores["score"])
                 t5 = time.perf_counter()
                 seconds["features"] += t2 - t1
                 seconds["kernel"] += t3 - t2
@@ -217,7 +220,6 @@ class ScoringWorker:
             backend=self.kernel.backend,
             node=socket.gethostname(),
             worker=os.getpid(),
-            variants=variant_stats,
             parts=parts,
         )
         log.debug(
@@ -278,13 +280,20 @@ class ScoringWorker:
         return pa.schema(fields)
 
 
-def _profile_docs(profiler: TaskProfiler | None) -> dict[str, dict[str, dict[str, object]]]:
+def _profile_docs(profiler: TaskProfiler | None) -> dict[str, dict[str, Any]]:
     if profiler is None:
         return {}
-    return {
-        role: {name: p.to_dict() for name, p in columns.items()}
-        for role, columns in profiler.result().items()
+    result = profiler.result()
+    docs: dict[str, dict[str, Any]] = {
+        role: {name: p.to_dict() for name, p in result[role].items()}
+        for role in ("features", "scores")
     }
+    if "variants" in result:
+        docs["variants"] = {
+            variant: {name: p.to_dict() for name, p in columns.items()}
+            for variant, columns in result["variants"].items()
+        }
+    return docs
 
 
 def _read_batches(

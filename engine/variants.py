@@ -15,6 +15,7 @@ the job file lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -29,8 +30,9 @@ import pyarrow.compute as pc
 import kernels
 from engine._blake2b import digest_bytes, digest_integers
 from engine.errors import BadInputError
-from engine.registry import ResolvedModel, resolve_model, resolve_model_value
-from engine.variant_stats import VariantStats
+from engine.quality.variant_drift import RegisteredReference
+from engine.registry import ResolvedModel, registry_location, resolve_model, resolve_model_value
+from engine.registry_weights import check_campaign, read_registry_weights
 
 VARIANT_COLUMN = "variant"
 MODEL_VERSION_COLUMN = "model_version"
@@ -52,6 +54,9 @@ class VariantsSpec:
     salt: str
     variants: tuple[Variant, ...]
     shadow: bool = False
+    #: weights from the registry's ``_campaigns/<campaign>.json`` when it exists
+    #: (:mod:`engine.registry_weights`); the listed weights until then
+    campaign: str | None = None
 
     @property
     def cumulative(self) -> tuple[float, ...]:
@@ -66,7 +71,7 @@ def parse_variants(doc: Any, *, base_dir: Path, origin: str) -> VariantsSpec:
     where = f"{origin}: [variants]"
     if not isinstance(doc, dict):
         raise BadInputError(f"{where} must be a table")
-    unknown = sorted(set(doc) - {"salt", "shadow", "models"})
+    unknown = sorted(set(doc) - {"salt", "shadow", "models", "campaign"})
     if unknown:
         raise BadInputError(f"{where}: unknown key {unknown[0]!r}")
     salt, shadow, models = doc.get("salt"), doc.get("shadow", False), doc.get("models")
@@ -89,7 +94,35 @@ def parse_variants(doc: Any, *, base_dir: Path, origin: str) -> VariantsSpec:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise BadInputError(f"{at}: weight must be a positive number, got {weight!r}")
         variants.append(Variant(name, resolve_model_value(model, base_dir), float(weight)))
-    return VariantsSpec(salt=salt, variants=tuple(variants), shadow=shadow)
+    campaign = doc.get("campaign")
+    if campaign is not None:
+        check_campaign(campaign, where)
+    return VariantsSpec(salt=salt, variants=tuple(variants), shadow=shadow, campaign=campaign)
+
+
+def with_registry_weights(spec: VariantsSpec, registry: str | None) -> tuple[VariantsSpec, str]:
+    """``spec`` with its campaign's weights from the registry, when it names a campaign
+    that an evaluation wrote weights for; and where the weights came from."""
+    if spec.campaign is None:
+        return spec, "job"
+    root = registry_location(registry)
+    if root is None:
+        raise BadInputError(
+            f"variants: campaign {spec.campaign!r} takes its weights from the registry, "
+            "but no registry is set (--registry, $LAKESCORE_REGISTRY or registry =)"
+        )
+    doc = read_registry_weights(root, spec.campaign)
+    if doc is None:  # no evaluation yet: the job file's weights
+        return spec, "job"
+    weights = doc["weights"]
+    names = [v.name for v in spec.variants]
+    if sorted(weights) != sorted(names):
+        raise BadInputError(
+            f"registry {root}: campaign {spec.campaign} has weights for "
+            f"{', '.join(sorted(weights))}, the job lists {', '.join(names)}"
+        )
+    variants = tuple(dataclasses.replace(v, weight=weights[v.name]) for v in spec.variants)
+    return dataclasses.replace(spec, variants=variants), f"registry:{spec.campaign}"
 
 
 # ---- assignment
@@ -162,7 +195,8 @@ class VariantPlan:
     ) -> None:
         if id_column is None:
             raise BadInputError("variants: an id column is required (id_column / --id-column)")
-        self.spec = spec
+        self.spec, self.weights_source = with_registry_weights(spec, registry)
+        spec = self.spec
         self.id_column = id_column
         self.resolved: list[ResolvedModel] = []
         self.forests: list[kernels.Forest] = []
@@ -197,6 +231,18 @@ class VariantPlan:
         except kernels.KernelError as exc:
             raise BadInputError(str(exc)) from None
 
+    def registered_references(self) -> dict[str, RegisteredReference | None]:
+        """Each variant's reference profile registered with its model version, if any."""
+        out: dict[str, RegisteredReference | None] = {}
+        for v, r in zip(self.spec.variants, self.resolved, strict=True):
+            registered = None
+            if r.reference is not None:
+                registered = RegisteredReference(
+                    f"{r.name}@{r.version}", r.reference, r.reference_sha256
+                )
+            out[v.name] = registered
+        return out
+
     def config(self) -> VariantConfig:
         first = self.forests[0].feature_names
         return VariantConfig(
@@ -220,6 +266,8 @@ class VariantPlan:
             "salt": self.spec.salt,
             "shadow": self.spec.shadow,
             "order": [v.name for v in self.spec.variants],  # JSON records sort their keys
+            "campaign": self.spec.campaign,
+            "weights_source": self.weights_source,
             "models": {
                 v.name: {
                     "weight": round(cum[k + 1] - cum[k], 12),
@@ -256,10 +304,9 @@ class VariantScorer:
     def fields(self) -> list[pa.Field]:
         return variant_fields(self.config)
 
-    def score(
-        self, batch: pa.RecordBatch, X: np.ndarray
-    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        """The sink's score columns for ``batch`` and this batch's per-variant statistics."""
+    def score(self, batch: pa.RecordBatch, X: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+        """The sink's score columns for ``batch``, and each row's variant index (int32)
+        for the per-variant statistics."""
         cfg = self.config
         which = assign(batch.column(cfg.id_column), cfg.salt, cfg.cumulative, cfg.id_column)
         score = np.empty(batch.num_rows, dtype=np.float32)
@@ -278,7 +325,7 @@ class VariantScorer:
             VARIANT_COLUMN: pa.DictionaryArray.from_arrays(idx, self._names),
             MODEL_VERSION_COLUMN: pc.take(self._versions, idx),
         }
-        return columns, VariantStats.of_batch(cfg.names, which, score)
+        return columns, which
 
     def _features(self, X: np.ndarray, k: int) -> np.ndarray:
         order = self.config.feature_orders[k]

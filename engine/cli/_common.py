@@ -140,6 +140,16 @@ def print_summary(result: ScoreResult, as_json: bool) -> None:
     drifted = {k: v for k, v in result.record.get("drift_status", {}).items() if v != "ok"}
     if drifted:
         print("drift       " + ", ".join(f"{k} {v}" for k, v in sorted(drifted.items())))
+    for name, doc in (result.record.get("variants") or {}).items():  # a variant run
+        mean = (doc.get("score") or {}).get("mean")
+        share = doc.get("share")
+        drift = doc.get("drift_status") or "not measured"
+        print(
+            f"variant     {name}: {doc.get('rows', 0):,} rows"
+            + (f" ({share:.1%})" if share is not None else "")
+            + (f", mean score {mean:.4f}" if mean is not None else "")
+            + f", drift {drift} (reference {doc.get('reference') or 'none'})"
+        )
 
 
 def load_forest(path: str, trust_pickle: bool = False) -> kernels.Forest:

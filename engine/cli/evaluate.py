@@ -34,14 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Thompson draws")
     p.add_argument("--write-weights", metavar="JOB.toml", help="write proposed weights into it")
+    p.add_argument(
+        "--registry-weights",
+        metavar="CAMPAIGN",
+        help="store proposed weights in the registry for jobs whose [variants] name this campaign",
+    )
+    p.add_argument(
+        "--registry", help="registry root for --registry-weights (default: the run's registry)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluate import evaluate
+    from engine.registry_weights import write_registry_weights
     from engine.reweight import write_weights
 
+    if args.registry_weights:  # a bad name is found before anything is written
+        from engine.registry_weights import check_campaign
+
+        check_campaign(args.registry_weights, "--registry-weights")
     result = evaluate(
         args.sink,
         args.outcomes,
@@ -54,8 +67,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         seed=args.seed,
     )
+    weights = {p.variant: p.proposed_weight for p in result.variants}
     if args.write_weights:
-        write_weights(args.write_weights, {p.variant: p.proposed_weight for p in result.variants})
+        write_weights(args.write_weights, weights)
+    if args.registry_weights:
+        write_registry_weights(
+            _registry(args, result),
+            args.registry_weights,
+            weights,
+            run_id=result.run_id,
+            evaluation_id=result.evaluation_id,
+        )
     if args.json:
         print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
         return 0
@@ -75,7 +97,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"proposed weights {verdict}; table {result.table}")
     if args.write_weights:
         print(f"weights written to {args.write_weights}")
+    if args.registry_weights:
+        print(f"weights stored in the registry for campaign {args.registry_weights}")
     return 0
+
+
+def _registry(args: argparse.Namespace, result) -> str:
+    """``--registry``, else the registry the run's variants came from, else the environment."""
+    from engine.errors import BadInputError
+    from engine.registry import REGISTRY_ENV, registry_location
+
+    used = next((p.model["registry"] for p in result.variants if p.model.get("registry")), None)
+    root = args.registry or used or registry_location(None)
+    if root is None:
+        raise BadInputError(
+            f"--registry-weights: no registry (pass --registry PATH or set ${REGISTRY_ENV})"
+        )
+    return root
 
 
 def _f(value: float | None, digits: int) -> str:

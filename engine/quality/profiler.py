@@ -3,13 +3,16 @@
 A worker calls :meth:`TaskProfiler.add_features` with each batch and the feature-major
 float32 matrix it already built for the kernel (one pass of :mod:`engine.quality._pass`
 over it; Arrow nulls are read from the batch's columns first, since the matrix turns them
-into NaN), and :meth:`TaskProfiler.add_scores` with the batch's score columns. No second
-pass over the data, no copy of the matrix.
+into NaN), and :meth:`TaskProfiler.add_scores` with the batch's score columns; a variant
+run also calls :meth:`TaskProfiler.add_variants` with each row's variant, so that every
+variant's acting score gets its own profile (merged across tasks like the whole run's).
+No second pass over the data, no copy of the matrix.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,13 +29,15 @@ class ProfileSpec:
 
     ``features`` are model feature names in matrix order and ``feature_kinds`` their kinds
     (``continuous`` or ``discrete``); ``edges`` maps a feature or score column to its
-    reference histogram edges (absent: no histogram, e.g. on a first run).
+    reference histogram edges (absent: no histogram, e.g. on a first run);
+    ``variant_edges`` a variant to the edges of its own reference's score.
     """
 
     features: tuple[str, ...]
     feature_kinds: tuple[str, ...]
     feature_edges: dict[str, tuple[float, ...]] = field(default_factory=dict)
     score_edges: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    variant_edges: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 class _Block:
@@ -127,6 +132,7 @@ class TaskProfiler:
         self._features = _Block(list(spec.features), list(spec.feature_kinds), spec.feature_edges)
         self._scores: _Block | None = None
         self._strings: dict[str, ColumnProfile] = {}
+        self._variants: dict[str, _Block] = {}
 
     def add_features(self, X_T: np.ndarray, columns: list[pa.Array]) -> None:
         """``X_T``: the kernel's (rows, features) view of a feature-major buffer;
@@ -152,9 +158,32 @@ class TaskProfiler:
                     string_profile(values)
                 )
 
-    def result(self) -> dict[str, dict[str, ColumnProfile]]:
+    def add_variants(self, names: tuple[str, ...], which: np.ndarray, score: np.ndarray) -> None:
+        """Profile the acting ``score`` of each variant's rows (``which``: each row's
+        variant index into ``names``), on the bins of that variant's reference."""
+        for k, name in enumerate(names):
+            values = score[which == k]
+            if not values.size:
+                continue
+            block = self._variants.get(name)
+            if block is None:
+                edges = self.spec.variant_edges.get(name, ())
+                block = _Block(["score"], ["continuous"], {"score": edges} if edges else {})
+                self._variants[name] = block
+            X = np.ascontiguousarray(values, dtype=np.float32).reshape(1, -1)
+            block.add(X, np.zeros(1, dtype=np.int64))
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        """``{"features": {name: profile}, "scores": {...}}``, plus ``"variants":
+        {variant: {"score": profile}}`` when :meth:`add_variants` was called."""
         scores = self._scores.profiles() if self._scores is not None else {}
-        return {"features": self._features.profiles(), "scores": {**scores, **self._strings}}
+        out: dict[str, dict[str, Any]] = {
+            "features": self._features.profiles(),
+            "scores": {**scores, **self._strings},
+        }
+        if self._variants:
+            out["variants"] = {name: b.profiles() for name, b in self._variants.items()}
+        return out
 
 
 def string_profile(values: np.ndarray) -> ColumnProfile:
@@ -176,10 +205,13 @@ def string_profile(values: np.ndarray) -> ColumnProfile:
 
 
 def profile_spec(
-    features: dict[str, str], schema: pa.Schema, reference_edges: tuple[dict, dict] = ({}, {})
+    features: dict[str, str],
+    schema: pa.Schema,
+    reference_edges: tuple[dict, dict] = ({}, {}),
+    variant_edges: dict[str, tuple[float, ...]] | None = None,
 ) -> ProfileSpec:
     """What a run profiles: every model feature (integer and boolean source columns are
-    discrete), with the reference's histogram edges."""
+    discrete), with the reference's histogram edges (and each variant's reference's)."""
 
     def kind(column: str) -> str:
         dtype = schema.field(column).type
@@ -192,4 +224,5 @@ def profile_spec(
         feature_kinds=tuple(kind(c) for c in features.values()),
         feature_edges={k: v for k, v in feature_edges.items() if k in features},
         score_edges=dict(score_edges),
+        variant_edges=dict(variant_edges or {}),
     )

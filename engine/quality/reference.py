@@ -33,9 +33,13 @@ REFERENCE_STATUSES = ("ok", "warn")
 
 @dataclass
 class Profile:
+    """A run's (or reference's) profiles: ``features`` and ``scores`` by column, and for a
+    variant run ``variants``: ``{variant: {"score": profile of its acting score}}``."""
+
     features: dict[str, ColumnProfile] = field(default_factory=dict)
     scores: dict[str, ColumnProfile] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, dict[str, ColumnProfile]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -43,7 +47,7 @@ class Profile:
         return first.rows if first is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "format": PROFILE_FORMAT,
             "version": PROFILE_VERSION,
             **self.meta,
@@ -51,14 +55,25 @@ class Profile:
             "features": {k: v.to_dict() for k, v in sorted(self.features.items())},
             "scores": {k: v.to_dict() for k, v in sorted(self.scores.items())},
         }
+        if self.variants:  # absent otherwise: a single-model profile reads as before
+            doc["variants"] = {
+                name: {k: v.to_dict() for k, v in sorted(columns.items())}
+                for name, columns in sorted(self.variants.items())
+            }
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Profile:
-        meta = {k: v for k, v in doc.items() if k not in ("features", "scores", "rows")}
+        skip = ("features", "scores", "rows", "variants")
+        meta = {k: v for k, v in doc.items() if k not in skip}
         return cls(
             features={k: ColumnProfile.from_dict(v) for k, v in doc.get("features", {}).items()},
             scores={k: ColumnProfile.from_dict(v) for k, v in doc.get("scores", {}).items()},
             meta=meta,
+            variants={
+                name: {k: ColumnProfile.from_dict(v) for k, v in columns.items()}
+                for name, columns in (doc.get("variants") or {}).items()
+            },
         )
 
     def to_bytes(self) -> bytes:
@@ -87,15 +102,22 @@ def load_profile(path: str | Path) -> Profile:
         raise BadInputError(f"{path}: damaged profile ({exc})") from None
 
 
-def merge_profiles(parts: Iterable[dict[str, dict[str, Any]]]) -> Profile:
-    """Merge task profiles (``{"features": {name: doc}, "scores": {name: doc}}``)."""
+def merge_profiles(parts: Iterable[dict[str, Any]]) -> Profile:
+    """Merge task profiles (``{"features": {name: doc}, "scores": {name: doc}}`` and, in
+    a variant run, ``"variants": {variant: {name: doc}}``)."""
     merged = Profile()
     for part in parts:
         for role, target in (("features", merged.features), ("scores", merged.scores)):
-            for name, doc in part.get(role, {}).items():
-                p = ColumnProfile.from_dict(doc)
-                target[name] = target[name].merge(p) if name in target else p
+            _merge_into(target, part.get(role, {}))
+        for variant, columns in part.get("variants", {}).items():
+            _merge_into(merged.variants.setdefault(variant, {}), columns)
     return merged
+
+
+def _merge_into(target: dict[str, ColumnProfile], docs: dict[str, Any]) -> None:
+    for name, doc in docs.items():
+        p = ColumnProfile.from_dict(doc)
+        target[name] = target[name].merge(p) if name in target else p
 
 
 def bin_edges(p: ColumnProfile) -> tuple[float, ...]:

@@ -6,6 +6,11 @@
 run's rows as one table. Lists (histograms) are Parquet lists; the run's checks and stage
 timings are JSON strings; sketches are DataSketches' own serialisation (KLL) and the raw
 HyperLogLog registers, so a report can rebuild quantiles from the table alone.
+
+``score_stats`` and ``drift`` have a nullable ``variant`` column: null on the whole run's
+rows, the variant's name on a variant run's per-variant rows (its acting ``score``).
+Files written before it existed lack the column; :func:`read_table` reads every file of a
+table with the current schema, so there it reads as null.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ STATS_SCHEMA = pa.schema(
         ("categories", pa.string()),  # JSON [[value, count], ...] or null (too many)
         ("kll", pa.binary()),
         ("hll", pa.binary()),
+        ("variant", pa.string()),  # null: the whole run; else this variant's rows only
     ]
 )
 
@@ -96,8 +102,16 @@ DRIFT_SCHEMA = pa.schema(
         ("shares", pa.list_(pa.float64())),  # the run's share per bin
         ("status", pa.string()),
         ("reasons", pa.list_(pa.string())),
+        ("variant", pa.string()),  # null: the whole run; else this variant's score
     ]
 )
+
+SCHEMAS = {
+    "runs": RUNS_SCHEMA,
+    "feature_stats": STATS_SCHEMA,
+    "score_stats": STATS_SCHEMA,
+    "drift": DRIFT_SCHEMA,
+}
 
 
 def _finite(x: float | None) -> float | None:
@@ -137,7 +151,10 @@ def _worst_drift(statuses: dict[str, str]) -> str | None:
 
 
 def stats_table(
-    run_id: str, columns: dict[str, ColumnProfile], source_columns: dict[str, str] | None
+    run_id: str,
+    columns: dict[str, ColumnProfile],
+    source_columns: dict[str, str] | None,
+    variant: str | None = None,
 ) -> pa.Table:
     rows = []
     for name, p in sorted(columns.items()):
@@ -168,14 +185,33 @@ def stats_table(
                 else json.dumps([[k, v] for k, v in sorted(p.categories.items(), key=str)]),
                 "kll": p.kll.serialize() if p.kll is not None else None,
                 "hll": p.hll.tobytes() if p.hll is not None else None,
+                "variant": variant,
             }
         )
     return pa.Table.from_pylist(rows, schema=STATS_SCHEMA)
 
 
-def drift_table(run_id: str, reference: str | None, drift: list[ColumnDrift]) -> pa.Table:
-    rows = [{"run_id": run_id, "reference": reference, **d.to_dict()} for d in drift]
+def drift_table(
+    run_id: str, reference: str | None, drift: list[ColumnDrift], variant: str | None = None
+) -> pa.Table:
+    rows = [
+        {"run_id": run_id, "reference": reference, **d.to_dict(), "variant": variant} for d in drift
+    ]
     return pa.Table.from_pylist(rows, schema=DRIFT_SCHEMA)
+
+
+def read_table(meta_dir: Path, name: str) -> pa.Table:
+    """Every run's rows of one table (``meta_dir`` is ``<sink>/_lakescore``), read with
+    the current schema: a column that an older file lacks (``variant``) reads as null.
+    An empty table when no run wrote one."""
+    import pyarrow.dataset as ds
+
+    schema = SCHEMAS[name]
+    directory = meta_dir / name
+    files = sorted(str(p) for p in directory.glob("*.parquet")) if directory.is_dir() else []
+    if not files:
+        return schema.empty_table()
+    return ds.dataset(files, schema=schema, format="parquet").to_table()
 
 
 def write_tables(directory: Path, run_id: str, tables: dict[str, pa.Table]) -> None:
