@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move traffic only when one variant is best with this probability",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Thompson draws")
+    p.add_argument(
+        "--propose-weights",
+        action="store_true",
+        help="print the next run's weights (Thompson sampling; implied by the two flags below)",
+    )
     p.add_argument("--write-weights", metavar="JOB.toml", help="write proposed weights into it")
     p.add_argument(
         "--registry-weights",
@@ -81,20 +86,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
         return 0
+    propose = bool(args.propose_weights or args.write_weights or args.registry_weights)
     print(f"run {result.run_id}  evaluation {result.evaluation_id}")
     print(
         f"{'variant':<14}{'rows':>9}{'conv':>8}{'rate':>8}  {'95% CI':<15}{'AUC':>6}"
-        f"{'lift':>7}{'P(best)':>9}{'weight':>8}{'next':>7}"
+        f"{'lift':>7}{'P(best)':>9}{'weight':>8}" + (f"{'next':>7}" if propose else "")
     )
     for p in result.variants:
         ci = f"{_f(p.ci_low, 3)}-{_f(p.ci_high, 3)}"
         print(
             f"{p.variant:<14}{p.rows:>9,}{p.conversions:>8,}{_f(p.rate, 4):>8}  {ci:<15}"
-            f"{_f(p.auc, 3):>6}{_f(p.lift, 2):>7}{_f(p.prob_best, 3):>9}"
-            f"{_f(p.weight, 3):>8}{_f(p.proposed_weight, 3):>7}"
+            f"{_f(p.auc, 3):>6}{_f(p.lift, 2):>7}{_f(p.prob_best, 3):>9}{_f(p.weight, 3):>8}"
+            + (f"{_f(p.proposed_weight, 3):>7}" if propose else "")
         )
-    verdict = "moved" if result.weights_moved else "kept (no variant is decisively best)"
-    print(f"proposed weights {verdict}; table {result.table}")
+    if propose:
+        verdict = "moved" if result.weights_moved else "kept (no variant is decisively best)"
+        print(f"proposed weights {verdict}; table {result.table}")
+    else:
+        print(f"table {result.table} (--propose-weights: the next run's weights)")
     if args.write_weights:
         print(f"weights written to {args.write_weights}")
     if args.registry_weights:

@@ -180,8 +180,10 @@ def test_cli_evaluate(cli, variant_run: tuple[Path, Path], tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["weights_moved"] and doc["variants"][1]["variant"] == "challenger"
-    text = cli("evaluate", "--outcomes", outcomes, "--sink", sink)
+    text = cli("evaluate", "--outcomes", outcomes, "--sink", sink, "--propose-weights")
     assert "challenger" in text.stdout and "proposed weights moved" in text.stdout
+    plain = cli("evaluate", "--outcomes", outcomes, "--sink", sink)
+    assert "challenger" in plain.stdout and "proposed weights" not in plain.stdout
     bad = cli("evaluate", "--outcomes", tmp_path / "none.parquet", "--sink", sink)
     assert bad.returncode == 2
 
