@@ -93,12 +93,20 @@ def check_bucket(uri: str, storage: Storage, what: str) -> None:
         raise BadInputError(f"{what} {uri}: bucket {bucket!r} not found")
 
 
+#: what stores answer to unknown keys or wrong secrets (HEAD requests carry no body)
+_DENIED = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
 def _s3_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     for marker in ("AWS Error", "Could not connect"):
         if marker in text:
-            return text[text.index(marker) :][:200]
-    return text[:200]
+            text = text[text.index(marker) :]
+            break
+    text = text[:200]
+    if any(d in text for d in _DENIED):
+        text += " (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+    return text
 
 
 def local_copy(uri: str, storage: Storage) -> Path:
