@@ -95,5 +95,3 @@ def s3_lake(bucket: str, s3_env: str, lake: Path, model_file: Path) -> tuple[str
 
 def read_delta(uri: str, endpoint: str) -> pa.Table:
     return DeltaTable(uri, storage_options=storage_options(endpoint)).to_pyarrow_table()
-
-
