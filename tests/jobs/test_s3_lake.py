@@ -17,12 +17,15 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyarrow import fs
 from s3_helpers import SECRET, read_delta, s3fs, storage_options
-from scoring_helpers import ID, error_line, popen_cli, scores_by_id
+from scoring_helpers import ID, error_line, popen_cli, read_sink, scores_by_id
+from variant_helpers import make_registry, train_challenger, variants_job
 
 from engine import BadInputError, score
 from engine._lakefs import LakeStore
+from engine.coordinator import run_job
 from engine.quality.tables import TABLES
 from engine.registry import Registry
+from engine.spec import load_job_file
 
 
 def listing(endpoint: str, bucket: str) -> dict[str, int]:
@@ -50,6 +53,9 @@ def test_registry_on_s3_register_list_alias_score_and_refuse_a_tampered_blob(
     assert [v["version"] for v in listed["versions"]] == [1, 2]
     assert listed["aliases"]["champion"]["version"] == 2
 
+    proc = cli("models", "list", "--registry", registry, "--json")
+    assert json.loads(proc.stdout) == {"churn": {"versions": [1, 2]}}
+
     result = score("churn@champion", lake, tmp_path / "s", id_column=ID, registry=registry)
     assert result.rows_scored == 3000
     assert result.record["registry_model"]["version"] == 2
@@ -65,6 +71,24 @@ def test_registry_on_s3_register_list_alias_score_and_refuse_a_tampered_blob(
     assert proc.returncode == 2
     assert "sha256" in error_line(proc) and "churn@2" in error_line(proc)
     assert not sink.exists()
+
+
+def test_variant_job_with_models_from_an_s3_registry(
+    bucket: str, s3_env: str, model_file: Path, lake: Path, tmp_path: Path
+) -> None:
+    challenger = tmp_path / "challenger.json"
+    train_challenger(challenger)
+    registry = f"s3://{bucket}/registry"
+    make_registry(registry, model_file, challenger)  # churn@1 = champion, churn@2
+    job = variants_job(tmp_path / "job", lake, registry)
+    result = run_job(load_job_file(job), progress=False)
+    rows = read_sink(tmp_path / "job" / "scores")
+    assert rows.num_rows == 3000
+    pairs = set(zip(rows.column("variant").to_pylist(), rows.column("model_version").to_pylist(),
+                    strict=True))  # fmt: skip
+    assert pairs == {("champion", 1), ("challenger", 2)}
+    plan = result.record["variant_plan"]["models"]
+    assert plan["challenger"]["registry"] == registry and plan["challenger"]["version"] == 2
 
 
 def test_concurrent_registrations_on_s3_never_share_a_version(
