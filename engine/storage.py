@@ -65,7 +65,7 @@ class Storage:
         return fs.S3FileSystem(**kwargs)
 
     def delta_options(self) -> dict[str, str]:
-        options: dict[str, str] = {}
+        options: dict[str, str] = _profile_credentials()
         if self.endpoint_url:
             options["AWS_ENDPOINT_URL"] = self.endpoint_url
             if self.endpoint_url.startswith("http://"):
@@ -73,6 +73,35 @@ class Storage:
         if self.region:
             options["AWS_REGION"] = self.region
         return options
+
+
+def _profile_credentials() -> dict[str, str]:
+    """The keys of ``$AWS_PROFILE``, for deltalake only, in memory only.
+
+    pyarrow and boto3 read AWS profiles themselves; deltalake 1.6 does not (with keys only
+    in a profile it asks the EC2 metadata service, and fails). So when the environment
+    names a profile and holds no keys, botocore (the ``s3`` extra) resolves the profile
+    and its keys go into the storage options of the call, never into a file or a log line.
+    """
+    profile = os.environ.get("AWS_PROFILE")
+    if not profile or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    try:
+        import botocore.exceptions
+        import botocore.session
+    except ImportError:
+        return {}  # deltalake falls back to its own chain
+    try:
+        credentials = botocore.session.Session(profile=profile).get_credentials()
+    except botocore.exceptions.ProfileNotFound:
+        raise BadInputError(f"AWS_PROFILE {profile!r}: no such profile") from None
+    if credentials is None:
+        return {}
+    frozen = credentials.get_frozen_credentials()
+    options = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        options["AWS_SESSION_TOKEN"] = frozen.token
+    return options
 
 
 def key(uri: str) -> str:

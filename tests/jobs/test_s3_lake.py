@@ -298,6 +298,53 @@ def test_wrong_credentials_are_one_line_exit_2_and_nothing_written(
     assert not (tmp_path / "local").exists()
 
 
+def test_keys_from_an_aws_profile_reach_pyarrow_deltalake_and_boto3(
+    cli, s3_lake: tuple[str, str], bucket: str, s3_env: str, model_file: Path, lake: Path,
+    tmp_path: Path, monkeypatch,
+) -> None:  # fmt: skip
+    """With moto checking credentials, a job whose only keys are in a profile reads the
+    S3 source (pyarrow), commits to an S3 Delta table (deltalake) and registers a model
+    on an S3 registry (boto3's conditional put)."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=s3_env, region_name="us-east-1")
+    user = f"lake-{bucket}"
+    iam.create_user(UserName=user)
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
+                                                     "Resource": "*"}]}  # fmt: skip
+    iam.put_user_policy(UserName=user, PolicyName="all", PolicyDocument=json.dumps(allow))
+    keys = iam.create_access_key(UserName=user)["AccessKey"]
+    credentials = tmp_path / "aws" / "credentials"
+    credentials.parent.mkdir()
+    credentials.write_text(f"[lake]\naws_access_key_id = {keys['AccessKeyId']}\n"
+                           f"aws_secret_access_key = {keys['SecretAccessKey']}\n")  # fmt: skip
+    (tmp_path / "aws" / "config").write_text("[profile lake]\nregion = us-east-1\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws" / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "lake")
+    source, _ = s3_lake
+    table = f"s3://{bucket}/scores"
+    registry = f"s3://{bucket}/registry"
+    _moto_auth(s3_env, on=True)
+    try:
+        proc = cli("models", "register", model_file, "--name", "churn", "--registry", registry)
+        assert proc.returncode == 0, proc.stderr
+        proc = cli("score", "--model", "churn@1", "--registry", registry, "--source", source,
+                   "--sink", table, "--format", "delta", "--id-column", ID)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert keys["SecretAccessKey"] not in proc.stderr + proc.stdout
+    finally:
+        _moto_auth(s3_env, on=False)
+    with_keys = {
+        **storage_options(s3_env),
+        "AWS_ACCESS_KEY_ID": "any",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    assert DeltaTable(table, storage_options=with_keys).to_pyarrow_table().num_rows == 3000
+
+
 # --- two writers, one table -------------------------------------------------------------
 
 
