@@ -1,9 +1,10 @@
 """A small file store over ``pyarrow.fs``: the only way the registry touches files.
 
-Everything goes through a :class:`pyarrow.fs.FileSystem`, so a lake URI (``s3://...``)
-needs no change here except :meth:`LakeStore.create_exclusive`, the one operation object
-stores spell differently (a conditional put). On a local filesystem it is a hard link,
-which fails atomically when the target exists.
+Everything goes through a :class:`pyarrow.fs.FileSystem` (local, or S3 with the endpoint
+of :class:`engine.storage.Storage`), except :meth:`LakeStore.create_exclusive`, the one
+operation the two spell differently: on a local filesystem a hard link, which fails
+atomically when the target exists; on S3 a conditional put (:mod:`engine.s3_put`), which
+the store refuses atomically when the object exists.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from engine.errors import BadInputError
+from engine.storage import S3, Storage, _s3_error, check_bucket, is_uri, local_copy
 
 
 class LakeStore:
     """Files under one root, addressed by ``/``-separated paths relative to it."""
 
-    def __init__(self, root: str) -> None:
-        self.uri = root
+    def __init__(self, root: str, storage: Storage | None = None) -> None:
+        self.uri = root.rstrip("/") if is_uri(root) else root
+        self.storage = storage or Storage.of(None)
         try:
-            if "://" in root:
+            if is_uri(root):
+                check_bucket(root, self.storage, "registry")
+                self.fs, self.root = self.storage.filesystem(), root[len(S3) :].rstrip("/")
+            elif "://" in root:
                 self.fs, self.root = pafs.FileSystem.from_uri(root)
             else:
                 self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(root)
@@ -36,21 +42,37 @@ class LakeStore:
         return f"{self.root.rstrip('/')}/{rel}" if rel else self.root
 
     def exists(self, rel: str) -> bool:
-        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+        try:
+            return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+        except OSError as exc:
+            raise self._error(rel, exc) from None
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.fs.open_input_stream(self.path(rel)) as fh:
-            return fh.read()
+        try:
+            with self.fs.open_input_stream(self.path(rel)) as fh:
+                return fh.read()
+        except OSError as exc:
+            raise self._error(rel, exc) from None
 
     def list_names(self, rel: str) -> list[str]:
         """Names directly under ``rel`` (empty when it does not exist), sorted."""
         selector = pafs.FileSelector(self.path(rel), allow_not_found=True)
-        return sorted(info.base_name for info in self.fs.get_file_info(selector))
+        try:
+            return sorted(info.base_name for info in self.fs.get_file_info(selector))
+        except OSError as exc:
+            raise self._error(rel, exc) from None
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Replace ``rel``: readers see the old or the new content, never half."""
+        if not self.is_local:  # one PUT: the object appears whole when it completes
+            try:
+                with self.fs.open_output_stream(self.path(rel)) as fh:
+                    fh.write(data)
+            except OSError as exc:
+                raise self._error(rel, exc) from None
+            return
         tmp = self._write_temp(rel, data)
-        self.fs.move(tmp, self.path(rel))  # a rename locally; S3 puts are atomic anyway
+        self.fs.move(tmp, self.path(rel))
 
     def write_if_absent(self, rel: str, data: bytes) -> None:
         """Write content-addressed data once; a second writer of the same bytes is a no-op."""
@@ -60,12 +82,11 @@ class LakeStore:
     def create_exclusive(self, rel: str, data: bytes) -> bool:
         """Create ``rel`` with ``data`` unless it exists; False if someone else created it."""
         if not self.is_local:
-            # Object stores need a conditional put (If-None-Match) here; until then,
-            # check-then-write, which two simultaneous writers can both pass.
-            if self.exists(rel):
-                return False
-            self.write_atomic(rel, data)
-            return True
+            if "://" in self.uri and not is_uri(self.uri):
+                raise BadInputError(f"registry {self.uri}: only local and s3:// registries")
+            from engine.s3_put import put_if_absent
+
+            return put_if_absent(self.storage, S3 + self.path(rel), data)
         tmp = self._write_temp(rel, data)
         try:
             os.link(tmp, self.path(rel))
@@ -78,10 +99,16 @@ class LakeStore:
         return True
 
     def local_file(self, rel: str) -> str:
-        """A local path of ``rel`` for loaders that read files (remote stores: TODO cache)."""
-        if not self.is_local:
-            raise BadInputError(f"registry {self.uri}: only local registries can load models yet")
-        return self.path(rel)
+        """A local path of ``rel`` for loaders that read files: from S3, a fresh download
+        into the cache (the caller checks its sha256 against the registry's, every time)."""
+        if self.is_local:
+            return self.path(rel)
+        if not is_uri(self.uri):
+            raise BadInputError(f"registry {self.uri}: only local and s3:// registries")
+        return str(local_copy(S3 + self.path(rel), self.storage))
+
+    def _error(self, rel: str, exc: OSError) -> BadInputError:
+        return BadInputError(f"registry {self.uri}: {rel}: {_s3_error(exc)}")
 
     def _write_temp(self, rel: str, data: bytes) -> str:
         parent, _, name = self.path(rel).rpartition("/")

@@ -26,9 +26,11 @@ from engine.features import resolve_features
 from engine.governance import plan_outputs
 from engine.lake_options import LakeOptions
 from engine.plan import job_fingerprint, plan_tasks
-from engine.source import SourceFile, list_parquet_files, read_footer
+from engine.registry import resolve_model
+from engine.source import SourceFile, list_source
 from engine.spec import JobSpec
 from engine.staging import Sink, check_sink
+from engine.storage import Storage, _s3_error, check_bucket, is_uri, key, open_parquet, state_dir
 
 log = logging.getLogger("lakescore.assess")
 
@@ -48,14 +50,19 @@ def assess(
     the job (bad input), ``warnings`` what deserves a look. Raises :class:`BadInputError`
     only when there is nothing to assess (the model or the source cannot be read)."""
     started = time.perf_counter()
-    try:
-        forest = kernels.load_model(spec.model, trust_pickle=spec.trust_pickle)
-    except kernels.KernelError as exc:
-        raise BadInputError(str(exc)) from None
+    storage = Storage.of(spec.storage)
+    # As a run: a path, an s3:// model (downloaded) or NAME@ALIAS (sha256 checked); a
+    # Parquet or Delta source (the version the run would read), local or s3://.
+    forest = resolve_model(spec.model, spec.registry, storage).load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
-    root, paths = list_parquet_files(spec.source)
-    files = [read_footer(p, root) for p in paths]
-    tasks = plan_tasks(files, task_rows=spec.task_rows)
+    scan = list_source(
+        spec.source,
+        version=spec.source_version,
+        timestamp=spec.source_timestamp,
+        storage=storage,
+    )
+    files = scan.files
+    tasks = plan_tasks(files, task_rows=spec.task_rows, storage=storage)
     schema = check_schema(files, features, spec.id_column)
     problems = schema.problems
     rows = sum(f.num_rows for f in files)
@@ -69,8 +76,9 @@ def assess(
             "row_groups": sum(len(f.row_group_rows) for f in files),
             "rows": rows,
             "bytes": sum(f.size for f in files),
-            "bytes_to_read": _bytes_to_read(files, [*features.values(), spec.id_column]),
+            "bytes_to_read": _bytes_to_read(files, [*features.values(), spec.id_column], storage),
             "tasks": len(tasks),
+            **({"delta_version": scan.delta_version} if scan.delta_version is not None else {}),
         },
         "schema": schema.to_dict(),
         "freshness": freshness(files),
@@ -81,7 +89,7 @@ def assess(
         kernel, compile_seconds = _compile(forest, spec.backend)
     sample = read_sample(files, features, kernel=kernel, id_column=spec.id_column,
                          max_row_groups=sample_row_groups, max_rows=sample_rows,
-                         batch_rows=spec.batch_rows)  # fmt: skip
+                         batch_rows=spec.batch_rows, storage=storage)  # fmt: skip
     report["sample"] = sample.to_dict()
     warnings: list[str] = []
     if reference is not None:
@@ -205,14 +213,14 @@ def _compile(forest: kernels.Forest, backend: str) -> tuple[kernels.Kernel | Non
     return kernel, time.perf_counter() - start
 
 
-def _bytes_to_read(files: list[SourceFile], columns: list[str | None]) -> int:
+def _bytes_to_read(
+    files: list[SourceFile], columns: list[str | None], storage: Storage | None = None
+) -> int:
     """Compressed bytes of the column chunks the job reads (the footers say)."""
-    import pyarrow.parquet as pq
-
     wanted = {c for c in columns if c}
     total = 0
     for f in files:
-        meta = pq.ParquetFile(f.path).metadata
+        meta = open_parquet(f.path, storage).metadata
         for rg in range(meta.num_row_groups):
             group = meta.row_group(rg)
             for i in range(group.num_columns):
@@ -230,6 +238,8 @@ def _look_at_sink(
     outputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a run would find in the sink: nothing is created or locked."""
+    if is_uri(spec.sink):
+        return _look_at_s3_sink(spec, model_sha256, files, features, outputs)
     path = Path(spec.sink)
     check_sink(path)
     sink = Sink(path)
@@ -252,6 +262,42 @@ def _look_at_sink(
         "exists": path.exists(),
         "committed_runs": committed,
         "resumable_run": sink.find_resumable(fingerprint),
+    }
+
+
+def _look_at_s3_sink(
+    spec: JobSpec,
+    model_sha256: str,
+    files: list[SourceFile],
+    features: dict[str, str],
+    outputs: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """An ``s3://`` sink: its bucket answers, its runs (one prefix each) are counted, and a
+    resumable run is looked for in its local state folder, as a run would."""
+    from pyarrow import fs
+
+    storage = Storage.of(spec.storage)
+    check_bucket(spec.sink, storage, "sink")
+    try:
+        selector = fs.FileSelector(key(spec.sink), allow_not_found=True)
+        infos = storage.filesystem().get_file_info(selector)
+    except OSError as exc:
+        raise BadInputError(f"sink {spec.sink}: {_s3_error(exc)}") from None
+    runs = [i for i in infos if i.type == fs.FileType.Directory]
+    fingerprint = job_fingerprint(
+        model_sha256=model_sha256,
+        source=spec.source if is_uri(spec.source) else str(Path(spec.source).resolve()),
+        files=files,
+        id_column=spec.id_column,
+        features=features,
+        outputs=outputs,
+        extra=LakeOptions.of(spec).fingerprint(),
+    )
+    return {
+        "path": spec.sink,
+        "exists": bool(infos),
+        "committed_runs": sum(not i.base_name.startswith(("_", ".")) for i in runs),
+        "resumable_run": Sink(state_dir(spec.sink)).find_resumable(fingerprint),
     }
 
 

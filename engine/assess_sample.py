@@ -24,6 +24,7 @@ from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
 from engine.outputs import score_batch
 from engine.source import SourceFile, is_numeric, one_line
+from engine.storage import Storage, open_parquet
 
 STAGES = ("read", "features", "kernel", "write")
 MAX_ROW_GROUPS = 256
@@ -98,6 +99,7 @@ def read_sample(
     max_row_groups: int,
     max_rows: int,
     batch_rows: int,
+    storage: Storage | None = None,
 ) -> Sample:
     """Null rates and ranges of the feature columns present, from at least
     ``max_row_groups`` row groups; with ``kernel`` (every feature present and numeric), the
@@ -114,7 +116,7 @@ def read_sample(
         ids = [id_column] if id_column in f.schema.names and id_column not in columns else []
         t0 = time.perf_counter()
         try:
-            table = pq.ParquetFile(f.path).read_row_groups([rg], columns=columns + ids)
+            table = open_parquet(f.path, storage).read_row_groups([rg], columns=columns + ids)
         except (pa.ArrowException, OSError) as exc:
             raise BadInputError(f"{f.path}: cannot read Parquet data ({one_line(exc)})") from None
         read_seconds = time.perf_counter() - t0

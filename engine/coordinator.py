@@ -44,7 +44,7 @@ from engine.registry import resolve_model
 from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import check_sink, new_run_id
-from engine.storage import Storage, is_uri, local_copy
+from engine.storage import Storage, is_uri
 from engine.task import ScoringWorker, TaskResult, WorkerConfig
 from engine.variant_stats import variants_record
 from engine.variants import VariantPlan, variant_fields
@@ -146,12 +146,12 @@ def _run_job(
     # an s3:// model is downloaded once and loaded from that local copy.
     variants = None
     if spec.variants is not None:
-        variants = VariantPlan(spec.variants, spec.registry, spec.id_column, spec.trust_pickle)
+        variants = VariantPlan(
+            spec.variants, spec.registry, spec.id_column, spec.trust_pickle, storage=storage
+        )
         model, forest = variants.resolved[0], variants.forests[0]
     else:
-        model = resolve_model(spec.model, spec.registry)
-        if is_uri(model.path):
-            model = dataclasses.replace(model, path=str(local_copy(model.path, storage)))
+        model = resolve_model(spec.model, spec.registry, storage)
         forest = model.load(trust_pickle=spec.trust_pickle)
     features = resolve_features(forest.feature_names, spec.columns)
     lake = LakeOptions.of(spec)
@@ -362,12 +362,9 @@ def _run_job(
                     f"run {run_id} aborted (on_fail = abort), nothing committed: {failed}",
                     result=_result_from_record(run_id, sink_path, record, started),
                 )
-            if not is_uri(spec.sink):
-                # Staged tables land in <sink>/_lakescore/ on commit (a Delta table's too:
-                # Delta readers skip "_" folders). An s3:// sink's staging area is a local
-                # state folder that is never uploaded, so its runs write no quality tables
-                # or profile yet (the judgement, checks and drift still go in the record).
-                stage_quality(staging.quality_dir, record, profile, judgement, features)
+            # Staged tables land in <sink>/_lakescore/ on commit (a Delta table's too:
+            # Delta readers skip "_" folders); an s3:// sink uploads them there.
+            stage_quality(staging.quality_dir, record, profile, judgement, features)
             # The driver's share of the statistics' cost (merge, drift, checks, tables).
             record["quality_seconds"] = round(time.perf_counter() - quality_started, 3)
             parts = {p for t in tasks for p in results[t.task_id].part_paths()}

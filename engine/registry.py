@@ -1,6 +1,6 @@
 """The model registry: versioned model files in the lake, named ``NAME@VERSION`` or ``NAME@ALIAS``.
 
-Layout under the registry root (a directory, later any lake URI; see :mod:`engine._lakefs`)::
+Layout under the registry root (a directory or an ``s3://`` prefix; :mod:`engine._lakefs`)::
 
     <name>/blobs/<sha256>/<file name>     the model file, stored by content
     <name>/blobs/<sha256>/reference/<f>   an optional reference profile
@@ -8,9 +8,10 @@ Layout under the registry root (a directory, later any lake URI; see :mod:`engin
     <name>/aliases/<alias>.json           the version an alias points at, and its history
 
 A version exists once its ``versions/<N>.json`` exists: it is created with an atomic
-create-if-absent, so two registrations never get the same number (the loser retries with
-the next). Blobs are written before the version document and are named by their sha256,
-so concurrent writers of the same bytes cannot disturb each other.
+create-if-absent (a hard link on a disk, a conditional put ``If-None-Match: *`` on S3), so
+two registrations never get the same number (the loser retries with the next). Blobs are
+written before the version document and are named by their sha256, so concurrent
+writers of the same bytes cannot disturb each other.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import kernels
 from engine._lakefs import LakeStore
 from engine.errors import BadInputError
+from engine.storage import Storage, is_uri, local_copy
 
 log = logging.getLogger("lakescore.registry")
 
@@ -98,9 +100,9 @@ class ResolvedModel:
 class Registry:
     """Versions and aliases of named models under one root."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, storage: Storage | None = None) -> None:
         self.root = root
-        self.store = LakeStore(root)
+        self.store = LakeStore(root, storage)
 
     # ---- writing
     def register(
@@ -225,8 +227,16 @@ class Registry:
         return existing[-1] + 1 if existing else 1
 
 
-def resolve_model(model: str, registry: str | None) -> ResolvedModel:
-    """A job's ``model``: a registry reference when it looks like one and is no file."""
+def resolve_model(
+    model: str, registry: str | None, storage: Storage | None = None
+) -> ResolvedModel:
+    """A job's ``model``: a registry reference when it looks like one and is no file.
+
+    The result's ``path`` is a local file: an ``s3://`` model, or a model of a registry on
+    S3, is downloaded first (its sha256 is checked when it is loaded).
+    """
+    if is_uri(model):
+        return ResolvedModel(path=str(local_copy(model, storage or Storage.of(None))))
     if not is_registry_ref(model) or os.path.exists(model):
         return ResolvedModel(path=model)
     root = registry_location(registry)
@@ -235,7 +245,7 @@ def resolve_model(model: str, registry: str | None) -> ResolvedModel:
             f"model {model!r} names a registry model but no registry is set "
             f"(--registry, ${REGISTRY_ENV} or registry = in the job file)"
         )
-    return Registry(root).resolve(model)
+    return Registry(root, storage).resolve(model)
 
 
 def resolve_model_value(value: str, base_dir: Path) -> str:

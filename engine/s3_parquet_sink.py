@@ -24,9 +24,9 @@ from typing import Any
 
 from engine._fsutil import atomic_write_json, read_json
 from engine.errors import ExecutionError
-from engine.staging import RunStaging, Sink
+from engine.s3_staging import S3RunStaging, json_bytes, put_object
+from engine.staging import Sink
 from engine.storage import Storage, _s3_error, check_bucket, key, state_dir
-from engine.task import TaskResult, read_task_record
 
 log = logging.getLogger("lakescore.s3_parquet_sink")
 
@@ -77,14 +77,13 @@ class S3ParquetSink(Sink):
             pass  # a marker left behind is harmless
 
     def put_json(self, uri: str, doc: Any) -> None:
-        with self.fs.open_output_stream(key(uri)) as out:
-            out.write((json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        put_object(self.fs, uri, json_bytes(doc))
 
     def staging(self, run_id: str) -> S3ParquetRunStaging:
         return S3ParquetRunStaging(self, run_id)
 
 
-class S3ParquetRunStaging(RunStaging):
+class S3ParquetRunStaging(S3RunStaging):
     sink: S3ParquetSink
 
     def __init__(self, sink: S3ParquetSink, run_id: str) -> None:
@@ -92,41 +91,10 @@ class S3ParquetRunStaging(RunStaging):
         self.data_uri = f"{sink.uri}/_lakescore/staging/{run_id}/data"
         self.target_uri = f"{sink.uri}/{run_id}"
 
-    def data_location(self) -> str:
-        return self.data_uri
-
-    def _objects(self) -> set[str]:
-        from pyarrow import fs
-
-        selector = fs.FileSelector(key(self.data_uri), recursive=True, allow_not_found=True)
-        try:
-            infos = self.sink.fs.get_file_info(selector)
-        except OSError as exc:
-            raise ExecutionError(f"sink {self.data_uri}: {_s3_error(exc)}") from None
-        root = key(self.data_uri) + "/"
-        return {i.path[len(root) :] for i in infos if i.type == fs.FileType.File}
-
-    def finished_tasks(self) -> dict[str, TaskResult]:
-        records: dict[str, TaskResult] = {}
-        if self.tasks_dir.is_dir():
-            for path in self.tasks_dir.glob("*.json"):
-                try:
-                    result = read_task_record(path)
-                except (ValueError, TypeError, OSError):
-                    continue
-                records[result.task_id] = result
-        if self.sink.is_committed(self.run_id):
-            return records
-        present = self._objects()
-        return {k: r for k, r in records.items() if set(r.part_paths()) <= present}
-
     def commit(self, expected_parts: set[str], run_record: dict[str, Any]) -> None:
         manifest = self.dir / "commit.json"
         if not manifest.exists() and not self.sink.is_committed(self.run_id):
-            present = self._objects()
-            if not expected_parts <= present:
-                missing = sorted(expected_parts - present)[:3]
-                raise ExecutionError(f"run {self.run_id}: staged parts missing: {missing}")
+            self.check_parts(expected_parts)
             atomic_write_json(manifest, {"parts": sorted(expected_parts)})  # commit point
         if manifest.exists():
             parts = read_json(manifest)["parts"]
@@ -141,20 +109,8 @@ class S3ParquetRunStaging(RunStaging):
                                                                 "files": parts})  # fmt: skip
         self.finish(run_record)
 
-    def finish(self, run_record: dict[str, Any]) -> None:
-        self.sink.put_json(self._record_uri(), run_record)
-        self._delete_staged()
-        super().finish(run_record)
-
-    def record_failure(self, run_record: dict[str, Any]) -> None:
-        super().record_failure(run_record)
-        self.sink.put_json(self._record_uri(), run_record)
-
-    def _record_uri(self) -> str:
-        return f"{self.sink.uri}/_lakescore/run_records/{self.run_id}.json"
-
     def discard(self) -> None:
-        self._delete_staged()
+        self.remove_staged_objects()
         super().discard()
         # pyarrow leaves empty "directory" markers above what it wrote: remove the ones
         # that are empty now, so a run that wrote nothing leaves the bucket as it was
@@ -162,7 +118,7 @@ class S3ParquetRunStaging(RunStaging):
                     self.sink.uri):  # fmt: skip
             self.sink.remove_if_empty(uri)
 
-    def _delete_staged(self) -> None:
+    def remove_staged_objects(self) -> None:
         """Staged objects left behind are harmless (readers skip ``_lakescore/``)."""
         try:
             self.sink.fs.delete_dir(key(f"{self.sink.uri}/_lakescore/staging/{self.run_id}"))

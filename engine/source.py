@@ -139,10 +139,39 @@ def open_source(
     storage: Storage | None = None,
 ) -> SourceScan:
     """Scan a Parquet source, or one version of a Delta table (``version``/``timestamp``),
-    local or on object storage (``s3://``).
+    local or on object storage (``s3://``), and check every file has the job's columns.
 
     Files whose partition values rule ``filter`` out are dropped before they are opened.
     """
+    scan = list_source(source, version=version, timestamp=timestamp, filter=filter, storage=storage)
+    files = scan.files
+    for f in files:
+        check_columns(f, features, id_column)
+    if id_column is not None and files:
+        first = files[0].schema.field(id_column).type
+        for f in files[1:]:
+            if f.schema.field(id_column).type != first:
+                other = f.schema.field(id_column).type
+                raise BadInputError(
+                    f"{f.path}: id column {id_column!r} has type {other}, "
+                    f"but {files[0].path} has {first}"
+                )
+    if sum(f.num_rows for f in files) == 0:
+        raise BadInputError(f"source {source}: no rows to score ({len(files)} file(s))")
+    return scan
+
+
+def list_source(
+    source: str,
+    *,
+    version: int | None = None,
+    timestamp: str | None = None,
+    filter: Expr | None = None,
+    storage: Storage | None = None,
+) -> SourceScan:
+    """The footers of a source's data files (Parquet or Delta, local or ``s3://``), as
+    :func:`open_source` finds them, without checking them against a job's columns (a dry
+    run reports what is missing instead of stopping at the first)."""
     from engine import delta_source, remote_source
 
     storage = storage or Storage.of(None)
@@ -194,19 +223,6 @@ def open_source(
         listed = len(paths)
     if filter is not None and listed and not files:
         raise BadInputError(f"source {source}: no partition matches --filter {filter}")
-    for f in files:
-        check_columns(f, features, id_column)
-    if id_column is not None and files:
-        first = files[0].schema.field(id_column).type
-        for f in files[1:]:
-            if f.schema.field(id_column).type != first:
-                other = f.schema.field(id_column).type
-                raise BadInputError(
-                    f"{f.path}: id column {id_column!r} has type {other}, "
-                    f"but {files[0].path} has {first}"
-                )
-    if sum(f.num_rows for f in files) == 0:
-        raise BadInputError(f"source {source}: no rows to score ({len(files)} file(s))")
     return SourceScan(files, delta_version)
 
 

@@ -65,7 +65,7 @@ class Storage:
         return fs.S3FileSystem(**kwargs)
 
     def delta_options(self) -> dict[str, str]:
-        options: dict[str, str] = {}
+        options: dict[str, str] = _profile_credentials()
         if self.endpoint_url:
             options["AWS_ENDPOINT_URL"] = self.endpoint_url
             if self.endpoint_url.startswith("http://"):
@@ -73,6 +73,35 @@ class Storage:
         if self.region:
             options["AWS_REGION"] = self.region
         return options
+
+
+def _profile_credentials() -> dict[str, str]:
+    """The keys of ``$AWS_PROFILE``, for deltalake only, in memory only.
+
+    pyarrow and boto3 read AWS profiles themselves; deltalake 1.6 does not (with keys only
+    in a profile it asks the EC2 metadata service, and fails). So when the environment
+    names a profile and holds no keys, botocore (the ``s3`` extra) resolves the profile
+    and its keys go into the storage options of the call, never into a file or a log line.
+    """
+    profile = os.environ.get("AWS_PROFILE")
+    if not profile or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    try:
+        import botocore.exceptions
+        import botocore.session
+    except ImportError:
+        return {}  # deltalake falls back to its own chain
+    try:
+        credentials = botocore.session.Session(profile=profile).get_credentials()
+    except botocore.exceptions.ProfileNotFound:
+        raise BadInputError(f"AWS_PROFILE {profile!r}: no such profile") from None
+    if credentials is None:
+        return {}
+    frozen = credentials.get_frozen_credentials()
+    options = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        options["AWS_SESSION_TOKEN"] = frozen.token
+    return options
 
 
 def key(uri: str) -> str:
@@ -93,12 +122,20 @@ def check_bucket(uri: str, storage: Storage, what: str) -> None:
         raise BadInputError(f"{what} {uri}: bucket {bucket!r} not found")
 
 
+#: what stores answer to unknown keys or wrong secrets (HEAD requests carry no body)
+_DENIED = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
 def _s3_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     for marker in ("AWS Error", "Could not connect"):
         if marker in text:
-            return text[text.index(marker) :][:200]
-    return text[:200]
+            text = text[text.index(marker) :]
+            break
+    text = text[:200]
+    if any(d in text for d in _DENIED):
+        text += " (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+    return text
 
 
 def local_copy(uri: str, storage: Storage) -> Path:

@@ -33,6 +33,7 @@ from engine.errors import BadInputError
 from engine.quality.variant_drift import RegisteredReference
 from engine.registry import ResolvedModel, registry_location, resolve_model, resolve_model_value
 from engine.registry_weights import check_campaign, read_registry_weights
+from engine.storage import Storage
 
 VARIANT_COLUMN = "variant"
 MODEL_VERSION_COLUMN = "model_version"
@@ -191,7 +192,13 @@ class VariantPlan:
     """Every variant's model, resolved, verified and loaded; checked to take one schema."""
 
     def __init__(
-        self, spec: VariantsSpec, registry: str | None, id_column: str | None, trust_pickle: bool
+        self,
+        spec: VariantsSpec,
+        registry: str | None,
+        id_column: str | None,
+        trust_pickle: bool,
+        *,
+        storage: Storage | None = None,
     ) -> None:
         if id_column is None:
             raise BadInputError("variants: an id column is required (id_column / --id-column)")
@@ -201,7 +208,7 @@ class VariantPlan:
         self.resolved: list[ResolvedModel] = []
         self.forests: list[kernels.Forest] = []
         for v in spec.variants:
-            resolved = resolve_model(v.model, registry)
+            resolved = resolve_model(v.model, registry, storage)  # s3:// models: downloaded
             forest = resolved.load(trust_pickle=trust_pickle)
             if forest.num_outputs != 1:
                 raise BadInputError(f"variants: {v.name} ({v.model}) is multiclass; not supported")

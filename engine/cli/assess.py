@@ -45,11 +45,12 @@ def add_assess_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
+    from engine.registry import resolve_model_value
     from engine.spec import JobSpec, resolve_path
 
     cwd = Path.cwd()
     spec = JobSpec(
-        model=resolve_path(args.model, cwd),
+        model=resolve_model_value(args.model, cwd),  # a path, s3:// or NAME@ALIAS
         source=resolve_path(args.source, cwd),
         sink=resolve_path(args.sink, cwd) if args.sink else "",
         id_column=args.id_column,
@@ -59,6 +60,9 @@ def _cmd_assess(args: argparse.Namespace) -> int:
         batch_rows=args.batch_rows,
         workers=args.workers,
         trust_pickle=args.trust_pickle,
+        registry=resolve_path(args.registry, cwd) if args.registry else None,
+        source_version=args.source_version,
+        source_timestamp=args.source_timestamp,
     )
     return dry_run(spec, args, with_sink=bool(args.sink))
 

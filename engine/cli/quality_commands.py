@@ -13,7 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "profile",
         help="profile a data set and the model's scores on it (a drift reference)",
     )
-    p.add_argument("--source", required=True, help="Parquet file or directory (training data)")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="Parquet file or directory, or Delta table; local or s3:// (training data)",
+    )
     p.add_argument("--model", required=True)
     p.add_argument("-o", "--output", required=True, help="profile file to write (JSON)")
     add_column_flag(p)
@@ -33,9 +37,12 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.is_dir():
         raise BadInputError(f"-o {output}: is a directory, expected a file name")
+    from engine.registry import resolve_model_value
+    from engine.spec import resolve_path
+
     profile = build_profile(
-        model=str(Path(args.model).resolve()),
-        source=str(Path(args.source).resolve()),
+        model=resolve_model_value(args.model, Path.cwd()),  # a path, s3:// or NAME@ALIAS
+        source=resolve_path(args.source, Path.cwd()),  # a path or s3:// (Parquet or Delta)
         columns=parse_columns(args.columns),
         batch_rows=args.batch_rows,
         workers=args.workers,

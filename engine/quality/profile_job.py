@@ -2,7 +2,8 @@
 
 The same tasks, workers and statistics as a scoring run (so a reference and a run are
 measured identically), but nothing is written to a sink: the workers profile the rows
-they score and the merged profile is saved as one JSON file.
+they score and the merged profile is saved as one JSON file. The source is read as a run
+reads it: Parquet or the latest version of a Delta table, local or ``s3://``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from engine.features import resolve_features
 from engine.plan import plan_tasks
 from engine.quality.profiler import profile_spec
 from engine.quality.reference import Profile, merge_profiles
-from engine.source import scan_source
+from engine.registry import resolve_model
+from engine.source import open_source
+from engine.storage import Storage, is_uri
 from engine.task import ScoringWorker, WorkerConfig
 
 log = logging.getLogger("lakescore.quality")
@@ -37,17 +40,20 @@ def build_profile(
 ) -> Profile:
     """Profile ``source``'s features and ``model``'s scores on it (no histogram edges:
     a reference has no reference)."""
+    storage = Storage.of(None)  # s3:// sources and models: the endpoint of the environment
+    resolved = resolve_model(model, None, storage)  # a path, s3:// (downloaded), NAME@ALIAS
+    forest = resolved.load(trust_pickle=trust_pickle)
     try:
-        forest = kernels.load_model(model, trust_pickle=trust_pickle)
         kernel = kernels.compile_model(forest, backend="numba")
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     features = resolve_features(forest.feature_names, columns or {})
-    files = scan_source(source, features, None)
-    tasks = plan_tasks(files, task_rows=task_rows)
+    scan = open_source(source, features, None, storage=storage)  # Parquet or Delta
+    files = scan.files
+    tasks = plan_tasks(files, task_rows=task_rows, storage=storage)
     with tempfile.TemporaryDirectory(prefix="lakescore-profile-") as scratch:
         config = WorkerConfig(
-            model_path=model,
+            model_path=resolved.path,
             model_sha256=forest.sha256,
             backend=kernel.backend,
             feature_columns=tuple(features.values()),
@@ -59,6 +65,7 @@ def build_profile(
             trust_pickle=trust_pickle,
             profile=profile_spec(features, files[0].schema),
             write=False,
+            storage=storage,
         )
         worker = ScoringWorker(config, kernel=kernel)
         executor = make_executor("local", threads=workers)
@@ -73,9 +80,10 @@ def build_profile(
     profile = merge_profiles(parts)
     profile.meta.update(
         created_at=dt.datetime.now(dt.UTC).isoformat(),
-        model=str(Path(model).resolve()),
+        model=model if "://" in model or resolved.name else str(Path(model).resolve()),
         model_sha256=forest.sha256,
-        source=str(Path(source).resolve()),
+        source=source if is_uri(source) else str(Path(source).resolve()),
+        source_version=scan.delta_version,  # a Delta source: the version profiled
         features_columns=features,
     )
     log.info("profiled %d row(s) of %s", profile.rows, source)
