@@ -292,7 +292,13 @@ def _run_job(
                 seconds=time.perf_counter() - started,
             )
             results = dict(finished)
-            bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
+            bar = Progress(
+                sum(t.num_rows for t in tasks),
+                tasks=len(tasks),
+                done_rows=sum(r.rows for r in finished.values()),
+                done_tasks=len(finished),
+                enabled=progress,
+            )
             record_base = {
                 "version": RUN_RECORD_VERSION,
                 "run_id": run_id,
@@ -310,7 +316,7 @@ def _run_job(
                     )
                     for result in executor.execute(factory, pending):
                         results[result.task_id] = result
-                        bar.update(result.rows)
+                        bar.update(result.rows, retried=executor.stats.tasks_retried)
                         events.task_finished(run_id, result)
             except TaskFailed as exc:
                 cause = exc.cause
