@@ -21,7 +21,9 @@ from cluster.executor import WorkerFactory
 class TaskActor:
     """Builds its worker from the run's factory once, then runs that run's tasks."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        # Before any import reads it (NUMBA_NUM_THREADS: the CPUs this actor reserved).
+        os.environ.update(env or {})
         self._born = time.perf_counter()
         self._runs = 0
         self._reset(None, "cpu")

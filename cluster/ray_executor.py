@@ -268,17 +268,15 @@ class RayExecutor(BaseExecutor):
             num_actors, cpus = 0, 0.0
         else:
             num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus)
-        options = {
-            "cpu": {
-                "num_cpus": cpus,
-                "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
-            },
+        # The environment is set by the actor itself before it imports anything (not as a
+        # runtime_env: one of those keeps Ray from handing the actor a worker process it
+        # started ahead, and a process start is most of an actor's start-up).
+        options: dict[str, dict[str, Any]] = {
+            "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
             "gpu": {
                 "num_cpus": gpu_cpus,
                 "num_gpus": self.gpus_per_actor,
-                "runtime_env": {
-                    "env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env}
-                },
+                "env": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env},
             },
         }
         keys = {device: repr(sorted(opts.items())) for device, opts in options.items()}
@@ -294,12 +292,13 @@ class RayExecutor(BaseExecutor):
             run.calls[slot.handle.prepare.remote(factory_ref, slot.device)] = _Call(slot)
 
         def spawn(device: str = "cpu") -> None:
-            opts = options[device]
+            opts = dict(options[device])
+            env = opts.pop("env")
             handle = (
                 actor_class()
                 # a dead actor is replaced here, so its tasks are counted
                 .options(max_restarts=0, max_task_retries=0, **opts)
-                .remote()
+                .remote(env)
             )
             prepare(_Slot(handle, device, keys[device], opts["num_cpus"], opts.get("num_gpus", 0)))
             self._stats.workers_started += 1
@@ -396,8 +395,9 @@ class RayExecutor(BaseExecutor):
             return
         call.slot.ready = True
         # Spawn (or reuse) -> ready: process start, imports, the factory's transfer.
-        started = self._stats.extra.setdefault("actor_start_seconds", [])
-        started.append(round(time.perf_counter() - call.slot.asked, 3))
+        seconds = round(time.perf_counter() - call.slot.asked, 3)
+        extra = self._stats.extra
+        extra["actor_start_seconds"] = max(extra.get("actor_start_seconds", 0.0), seconds)
 
     def _outcome(
         self, ray: Any, run: _Run, ref: Any, call: _Call, spawn: Callable[[str], None]

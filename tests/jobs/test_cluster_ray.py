@@ -455,7 +455,7 @@ def test_each_actor_reports_its_work_cpu_and_memory(tmp_path: Path) -> None:
         assert doc["cpu_seconds"] > 0 and doc["peak_rss_mib"] > 10
         assert 0 <= doc["build_seconds"] <= doc["busy_seconds"]
         assert doc["device"] == "cpu" and doc["runs"] == 1
-    assert len(executor.stats.extra["actor_start_seconds"]) == len(by_actor)  # the ready ones
+    assert executor.stats.extra["actor_start_seconds"] > 0  # the slowest actor's start
 
 
 class RecordingRay(RayExecutor):
