@@ -457,10 +457,11 @@ class RayExecutor(BaseExecutor):
                     self.drain_timeout_s,
                 )
         live = run.live()
-        # Inside keep_actors(), started actors with nothing left running stay for the next
-        # run; every other actor is killed.
+        # Inside keep_actors(), live actors with nothing left running (starting ones too:
+        # the next run's prepare() queues behind their start) stay for the next run;
+        # every other actor is killed.
         busy = {run.calls[ref].slot for ref in left}
-        kept = [s for s in live if s.ready and s not in busy]
+        kept = [s for s in live if s not in busy]
         self._collect_actor_stats(ray, kept)
         standing = [ray_standing.Standing(s.handle, s.device, s.key, s.cpus, s.gpus) for s in kept]
         if not ray_standing.give_back(ray, standing):
