@@ -2,8 +2,8 @@
 same 2 CPUs, where Ray's extra time goes, and memory as the data grows (issue 5, items 4
 and 7).
 
-Contenders, on ``test_end_to_end``'s lake and 2-CPU Ray (imported from there, with its
-Ray Data contender, so all run in one session on the same data):
+Contenders, on ``test_end_to_end``'s lake with its Ray Data contender (imported, so all
+run in one session on the same data) and a private 2-CPU Ray started for the module:
 
 - ``lakescore score``: ``engine.score`` with the local executor, 2 threads;
 - ``ray, new actors``: ``engine.score(cluster="ray")``: each run starts 2 actors of 1 CPU,
@@ -15,8 +15,7 @@ Ray Data contender, so all run in one session on the same data):
 The machine these run on is shared, so wall time alone misleads: each Ray run also
 reports CPU seconds (the driver's, the actors' and Ray's daemons'), and where the actors'
 time went (start, kernel load, tasks, waiting for tasks), from the actors' own figures
-in the run record and from Ray's timeline. ``-s`` prints them; every figure also lands in
-pytest-benchmark's ``extra_info``.
+in the run record and from Ray's timeline; ``-s`` prints them at the end of the module.
 
 ``test_memory_is_flat_as_the_data_grows`` scores 1M and 4M rows (the 1M lake's files
 linked four times) through Ray and prints the driver's and the actors' peak RSS.
