@@ -2,6 +2,7 @@
 
 from cluster.executor import BaseExecutor, Executor, ExecutorStats, TaskFailed, WorkerFactory
 from cluster.local import LocalExecutor
+from cluster.ray_standing import keep_actors  # imports no Ray until a block ends
 
 __all__ = [
     "BaseExecutor",
@@ -49,4 +50,4 @@ def make_executor(
     return executor
 
 
-__all__ += ["make_executor"]
+__all__ += ["keep_actors", "make_executor"]

@@ -1,11 +1,16 @@
 """The Ray executor: tasks run on a pool of Ray actors, each holding one worker.
 
-Each actor calls the worker factory once, on its first task (that is where a scoring
-worker compiles its kernel: the factory pickles only a small config), then runs tasks one
-at a time. The driver keeps at most ``tasks_per_actor`` tasks queued on each actor and
-hands the next task to whichever actor has a free slot when a result comes back
-(``ray.wait``), so a faster actor takes more of the work and memory stays bounded however
-many tasks a run has.
+Each actor gets the run's worker factory once (``ray.put`` ships it once for the pool) and
+calls it on its first task (that is where a scoring worker loads its kernel: the factory
+pickles only a small config), then runs tasks one at a time. Inside
+:func:`cluster.keep_actors` the actors outlive the run and serve the next one with no
+start-up (:mod:`cluster.ray_standing`). Before the actors go, each reports its work, CPU
+seconds and peak RSS (``stats.extra["actor_stats"]``).
+
+The driver keeps at most ``tasks_per_actor`` tasks queued on each actor and hands the
+next task to whichever actor has a free slot when a result comes back (``ray.wait``), so
+a faster actor takes more of the work and memory stays bounded however many tasks a run
+has.
 
 Failures: a task that raises is run again (on whichever actor is free) up to
 ``task_retries`` times, then :class:`~cluster.TaskFailed` carries the exception it raised
@@ -27,7 +32,6 @@ Ray is imported only when a Ray executor runs (``import cluster`` stays cheap).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -37,7 +41,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster import ray_standing
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
+from cluster.ray_actor import actor_class
 
 log = logging.getLogger("lakescore.cluster.ray")
 
@@ -48,7 +54,7 @@ INSTALL_HINT = "pip install 'lakescore[ray]'"
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 
 _NO_TASK = object()  # the task iterator is exhausted (a task may be any object, None too)
-_READY = object()  # marks the ``ready()`` call of an actor that is starting
+_READY = object()  # marks the ``prepare()`` call of an actor that is starting
 
 
 def import_ray() -> Any:
@@ -72,48 +78,20 @@ def machine_cpus() -> int:
 GPU_MODES = ("auto", "never", "only")
 
 
-class _TaskActor:
-    """The body of one Ray actor: builds its worker from the factory once, runs tasks."""
-
-    def __init__(self, factory: WorkerFactory, device: str = "cpu") -> None:
-        self._factory = factory
-        self._device = device
-        self._worker: Any = None
-        self._error: BaseException | None = None
-
-    def ready(self) -> int:
-        return os.getpid()
-
-    def run(self, task: Any) -> Any:
-        if self._worker is None:
-            if self._error is not None:  # the factory failed on an earlier task
-                raise self._error
-            try:
-                if self._device == "gpu":
-                    self._worker = self._factory(device="gpu")
-                else:
-                    self._worker = self._factory()
-            except Exception as exc:
-                self._error = exc
-                raise
-        return self._worker(task)
-
-
-@functools.cache
-def _actor_class() -> Any:
-    return import_ray().remote(_TaskActor)
-
-
 @dataclass(eq=False)
 class _Slot:
     """One actor of the pool, as the driver sees it."""
 
     handle: Any
     device: str = "cpu"
+    key: str = ""  # the options it was made with (a standing actor is reused by them)
+    cpus: float = 0.0
+    gpus: float = 0.0
     ready: bool = False
     alive: bool = True
     in_flight: int = 0
     done: int = 0
+    asked: float = field(default_factory=time.perf_counter)  # when it was made or reused
 
 
 @dataclass(eq=False)
@@ -264,8 +242,9 @@ class RayExecutor(BaseExecutor):
         """Stop the local Ray this executor started, or drop the connection it made (the
         cluster itself keeps running); a Ray it found connected is left alone."""
         if self._owns_ray:
-            import_ray().shutdown()
             self._owns_ray = False
+            if not ray_standing.defer_shutdown():  # in keep_actors(): stops at its end
+                import_ray().shutdown()
 
     # --- execution -----------------------------------------------------------------------
 
@@ -276,50 +255,69 @@ class RayExecutor(BaseExecutor):
             return
         self.start()
         ray = import_ray()
+        # Idle standing actors (``keep_actors``) hold CPUs that are this run's to use.
+        standing = ray_standing.take_all(ray)
         free = ray.available_resources()
-        run.free_cpus, run.free_gpus = free.get("CPU", 0.0), free.get("GPU", 0.0)
+        run.free_cpus = free.get("CPU", 0.0) + sum(a.cpus for a in standing)
+        run.free_gpus = free.get("GPU", 0.0) + sum(a.gpus for a in standing)
         gpu_actors, gpu_cpus = self._gpu_pool_size(run.free_cpus, run.free_gpus)
         if self.gpu == "only" and gpu_actors == 0:
+            _kill(ray, standing)
             self._fail_to_start(run, "no GPU is free on the Ray cluster (backend cuda)")
         if self.gpu == "only":
             num_actors, cpus = 0, 0.0
         else:
             num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus)
-        options = {
-            "cpu": {
-                "num_cpus": cpus,
-                "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
-            },
+        # The environment is set by the actor itself before it imports anything (not as a
+        # runtime_env: one of those keeps Ray from handing the actor a worker process it
+        # started ahead, and a process start is most of an actor's start-up).
+        options: dict[str, dict[str, Any]] = {
+            "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
             "gpu": {
                 "num_cpus": gpu_cpus,
                 "num_gpus": self.gpus_per_actor,
-                "runtime_env": {
-                    "env_vars": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env}
-                },
+                "env": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env},
             },
         }
+        keys = {device: repr(sorted(opts.items())) for device, opts in options.items()}
         self._stats.extra.update(actors=num_actors, cpus_per_actor=cpus, gpu_actors=gpu_actors)
         log.info(
             "ray: %d CPU actor(s) of %.4g CPU(s), %d GPU actor(s)", num_actors, cpus, gpu_actors
         )
+        # The factory is shipped once; each actor's prepare() reads it from the store.
+        factory_ref = ray.put(factory)
+
+        def prepare(slot: _Slot) -> None:
+            run.slots.append(slot)
+            run.calls[slot.handle.prepare.remote(factory_ref, slot.device)] = _Call(slot)
 
         def spawn(device: str = "cpu") -> None:
+            opts = dict(options[device])
+            env = opts.pop("env")
             handle = (
-                _actor_class()
+                actor_class()
                 # a dead actor is replaced here, so its tasks are counted
-                .options(max_restarts=0, max_task_retries=0, **options[device])
-                .remote(factory, device)
+                .options(max_restarts=0, max_task_retries=0, **opts)
+                .remote(env)
             )
-            slot = _Slot(handle, device)
-            run.slots.append(slot)
-            run.calls[handle.ready.remote()] = _Call(slot)
+            prepare(_Slot(handle, device, keys[device], opts["num_cpus"], opts.get("num_gpus", 0)))
             self._stats.workers_started += 1
 
         try:
-            for _ in range(gpu_actors):
-                spawn("gpu")
-            for _ in range(num_actors):
-                spawn("cpu")
+            wanted = {"gpu": gpu_actors, "cpu": num_actors}
+            for actor in list(standing):  # reuse the standing actors that fit this run
+                if wanted[actor.device] > 0 and actor.key == keys[actor.device]:
+                    wanted[actor.device] -= 1
+                    standing.remove(actor)
+                    slot = _Slot(actor.handle, actor.device, actor.key, actor.cpus, actor.gpus)
+                    prepare(slot)
+                    self._stats.extra["actors_reused"] = (
+                        self._stats.extra.get("actors_reused", 0) + 1
+                    )
+            _kill(ray, standing)  # the rest do not fit: free their CPUs for new actors
+            for device in ("gpu", "cpu"):
+                for _ in range(wanted[device]):
+                    spawn(device)
             while True:
                 self._fill(run, source)
                 running = sum(call.task is not _READY for call in run.calls.values())
@@ -393,8 +391,13 @@ class RayExecutor(BaseExecutor):
             run.start_error = _first_line(exc)
             log.warning("ray: an actor failed to start: %s", run.start_error)
             call.slot.alive = False
+            ray.kill(call.slot.handle)  # alive if only the factory failed to unpickle
             return
         call.slot.ready = True
+        # Spawn (or reuse) -> ready: process start, imports, the factory's transfer.
+        seconds = round(time.perf_counter() - call.slot.asked, 3)
+        extra = self._stats.extra
+        extra["actor_start_seconds"] = max(extra.get("actor_start_seconds", 0.0), seconds)
 
     def _outcome(
         self, ray: Any, run: _Run, ref: Any, call: _Call, spawn: Callable[[str], None]
@@ -444,6 +447,7 @@ class RayExecutor(BaseExecutor):
         tasks = [ref for ref, call in run.calls.items() if call.task is not _READY]
         for ref in tasks:
             ray.cancel(ref)  # a queued actor task never starts; a running one finishes
+        left: list[Any] = []
         if tasks:
             _, left = ray.wait(tasks, num_returns=len(tasks), timeout=self.drain_timeout_s)
             if left:
@@ -452,13 +456,25 @@ class RayExecutor(BaseExecutor):
                     len(left),
                     self.drain_timeout_s,
                 )
-        for slot in run.live():
-            ray.kill(slot.handle)
+        live = run.live()
+        # Inside keep_actors(), live actors with nothing left running (starting ones too:
+        # the next run's prepare() queues behind their start) stay for the next run;
+        # every other actor is killed.
+        busy = {run.calls[ref].slot for ref in left}
+        kept = [s for s in live if s not in busy]
+        self._collect_actor_stats(ray, kept)
+        standing = [ray_standing.Standing(s.handle, s.device, s.key, s.cpus, s.gpus) for s in kept]
+        if not ray_standing.give_back(ray, standing):
+            kept = []
+        for slot in live:
+            if slot not in kept:
+                ray.kill(slot.handle)
         # Wait (briefly) for the killed actors' CPUs to come back, so a run that follows
         # at once sizes its pool to the whole cluster again.
+        held = sum(s.cpus for s in kept)
         deadline = time.monotonic() + self.release_timeout_s
         while (
-            ray.available_resources().get("CPU", 0.0) < run.free_cpus - 1e-6
+            ray.available_resources().get("CPU", 0.0) < run.free_cpus - held - 1e-6
             and time.monotonic() < deadline
         ):
             time.sleep(0.02)
@@ -468,6 +484,27 @@ class RayExecutor(BaseExecutor):
             for device in ("cpu", "gpu")
         }
         run.calls.clear()
+
+    def _collect_actor_stats(self, ray: Any, live: list[_Slot], timeout: float = 5.0) -> None:
+        """Each live actor's ``stats()`` (this run's work, its process's CPU and peak RSS),
+        as ``extra["actor_stats"]`` keyed by ``node:pid``; an actor that does not answer in
+        ``timeout`` seconds is left out."""
+        refs = {s.handle.stats.remote(): s for s in live if s.ready}
+        if not refs:
+            return
+        done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        by_actor = self._stats.extra.setdefault("actor_stats", {})
+        for ref in done:
+            try:
+                doc = ray.get(ref)
+            except ray.exceptions.RayError:
+                continue
+            by_actor[f"{doc['node']}:{doc['pid']}"] = doc
+
+
+def _kill(ray: Any, actors: list[Any]) -> None:
+    for actor in actors:
+        ray.kill(actor.handle)
 
 
 def is_ray_address(spec: str) -> bool:

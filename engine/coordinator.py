@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import platform
 import time
@@ -45,7 +46,7 @@ from engine.source import open_source
 from engine.spec import JobSpec
 from engine.staging import check_sink, new_run_id
 from engine.storage import Storage, is_uri
-from engine.task import ScoringWorker, TaskResult, WorkerConfig
+from engine.task import ScoringWorker, TaskResult, WorkerConfig, load_kernel
 from engine.variant_stats import variants_record
 from engine.variants import VariantPlan, variant_fields
 
@@ -95,14 +96,29 @@ class WorkerFactory:
         self._cpu_backend = cpu_backend or config.backend
 
     def __call__(self, device: str | None = None) -> ScoringWorker:
+        cfg = self.config
         if device == "gpu":
-            return ScoringWorker(dataclasses.replace(self.config, backend="cuda"))
-        if self._kernel is None and self.config.backend != self._cpu_backend:
-            return ScoringWorker(dataclasses.replace(self.config, backend=self._cpu_backend))
-        return ScoringWorker(self.config, self._kernel, self._variant_kernels)
+            cfg = dataclasses.replace(cfg, backend="cuda")
+        elif self._kernel is None and cfg.backend != self._cpu_backend:
+            cfg = dataclasses.replace(cfg, backend=self._cpu_backend)
+        elif self._kernel is not None:
+            return ScoringWorker(cfg, self._kernel, self._variant_kernels)
+        if cfg.variants is not None:
+            return ScoringWorker(cfg)
+        # A remote worker: a standing actor (cluster.keep_actors) serving its next run
+        # finds the kernel it loaded for the last one.
+        kernel = _process_kernel(cfg.model_path, cfg.model_sha256, cfg.backend, cfg.trust_pickle)
+        return ScoringWorker(cfg, kernel)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_kernel": None, "_variant_kernels": None}
+
+
+@functools.lru_cache(maxsize=4)
+def _process_kernel(path: str, sha256: str, backend: str, trust_pickle: bool) -> kernels.Kernel:
+    """A worker process's kernels by model sha256 (``load_kernel`` checks the file still
+    has it, so a changed file is a new key, never a stale kernel)."""
+    return load_kernel(path, sha256, backend, trust_pickle=trust_pickle)
 
 
 def _executor_gpu_mode(backend: str) -> str:
@@ -286,7 +302,13 @@ def _run_job(
                 seconds=time.perf_counter() - started,
             )
             results = dict(finished)
-            bar = Progress(sum(t.num_rows for t in pending), enabled=progress)
+            bar = Progress(
+                sum(t.num_rows for t in tasks),
+                tasks=len(tasks),
+                done_rows=sum(r.rows for r in finished.values()),
+                done_tasks=len(finished),
+                enabled=progress,
+            )
             record_base = {
                 "version": RUN_RECORD_VERSION,
                 "run_id": run_id,
@@ -304,7 +326,7 @@ def _run_job(
                     )
                     for result in executor.execute(factory, pending):
                         results[result.task_id] = result
-                        bar.update(result.rows)
+                        bar.update(result.rows, retried=executor.stats.tasks_retried)
                         events.task_finished(run_id, result)
             except TaskFailed as exc:
                 cause = exc.cause

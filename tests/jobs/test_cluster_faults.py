@@ -144,6 +144,9 @@ def test_a_task_that_raises_is_retried(
     assert result.record["executor_stats"]["tasks_failed"] == 0
     assert len(result.record["nodes"]) == 1  # three Ray nodes, one host
     assert sum(w["rows"] for w in result.record["workers"].values()) == 3000
+    # ...told apart by Ray node id, with each actor's own CPU and memory figures
+    assert sum(n["rows"] for n in result.record["ray_nodes"].values()) == 3000
+    assert all(w["peak_rss_mib"] > 0 for w in result.record["workers"].values())
     assert_exactly_the_local_scores(tmp_path / "s", local_scores)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -32,13 +33,17 @@ from scoring_helpers import (  # noqa: E402
     read_sink,
     run_cli,
     scores_by_id,
+    write_lake,
 )
 
+import cluster  # noqa: E402
 import engine  # noqa: E402
 from cluster import TaskFailed, make_executor  # noqa: E402
 from cluster import ray_executor as ray_executor_module  # noqa: E402
 from cluster.ray_executor import RayExecutor  # noqa: E402
+from engine.coordinator import run_job  # noqa: E402
 from engine.errors import BadInputError  # noqa: E402
+from engine.spec import JobSpec  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -406,3 +411,81 @@ def test_cli_on_an_existing_cluster(
     assert proc.returncode == 2, proc.stderr
     assert "cannot reach Ray at 127.0.0.1:1" in error_line(proc)
     assert not (tmp_path / "other").exists()
+
+
+# --- standing actors, per-actor figures, what comes back ---------------------------------
+
+
+def _cpus_free_again(expected: float = 2.0, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while ray.available_resources().get("CPU", 0.0) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ray.available_resources().get("CPU", 0.0) >= expected
+
+
+def test_standing_actors_serve_the_next_run_and_go_with_the_block(tmp_path: Path) -> None:
+    first_root, second_root = tmp_path / "first", tmp_path / "second"
+    first_root.mkdir()
+    second_root.mkdir()
+    with cluster.keep_actors():
+        first = RayExecutor(num_actors=2)
+        got = list(first.execute(Probe(str(first_root)), range(6)))
+        second = RayExecutor(num_actors=2)  # a new run, with a new factory
+        again = list(second.execute(Probe(str(second_root), seconds=0.02), range(6)))
+        assert ray.available_resources().get("CPU", 0.0) == 0  # held between runs
+    assert sorted(r[1] for r in again) == list(range(6))
+    assert {r[2] for r in again} & {r[2] for r in got}  # the same processes served both
+    assert first.stats.workers_started == 2
+    assert second.stats.workers_started == 0
+    assert second.stats.extra["actors_reused"] == 2
+    # Each run's factory was built in each actor that ran its tasks, once.
+    assert {int(n.split("-")[1]) for n in files(second_root, "factory")} == {r[2] for r in again}
+    assert len(files(second_root, "factory")) == len({r[2] for r in again})
+    assert _cpus_free_again()  # leaving the block killed them
+
+
+def test_each_actor_reports_its_work_cpu_and_memory(tmp_path: Path) -> None:
+    executor = RayExecutor(num_actors=2)
+    results = list(executor.execute(Probe(str(tmp_path)), range(8)))
+    by_actor = executor.stats.extra["actor_stats"]
+    assert sorted(doc["pid"] for doc in by_actor.values()) == sorted({r[2] for r in results})
+    assert sum(doc["tasks"] for doc in by_actor.values()) == 8
+    for key, doc in by_actor.items():
+        assert key == f"{doc['node']}:{doc['pid']}" and doc["node"]
+        assert doc["cpu_seconds"] > 0 and doc["peak_rss_mib"] > 10
+        assert 0 <= doc["build_seconds"] <= doc["busy_seconds"]
+        assert doc["device"] == "cpu" and doc["runs"] == 1
+    assert executor.stats.extra["actor_start_seconds"] > 0  # the slowest actor's start
+
+
+class RecordingRay(RayExecutor):
+    """The Ray executor, noting the pickled size of each result that reaches the driver."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.sizes: list[tuple[int, int]] = []
+
+    def _execute(self, factory, tasks):
+        for result in super()._execute(factory, tasks):
+            self.sizes.append((result.rows, len(pickle.dumps(result))))
+            yield result
+
+
+def test_only_counts_and_stats_travel_back(model_file: Path, tmp_path: Path) -> None:
+    """Tasks of 2,000 and of 40,000 rows send back results of the same size (counts,
+    timings, bounded sketches): less than a byte per row, so no row data passes through
+    the object store to the driver."""
+    lake = write_lake(tmp_path / "lake", regions=("a",), files_per_region=1,
+                      rows_per_file=40_000, row_group_rows=2_000)  # fmt: skip
+    sizes = {}
+    for task_rows in (2_000, 40_000):
+        executor = RecordingRay(num_actors=2)
+        sink = tmp_path / f"s{task_rows}"
+        spec = JobSpec(model=str(model_file), source=str(lake), sink=str(sink), id_column=ID,
+                       cluster="ray", task_rows=task_rows)  # fmt: skip
+        assert run_job(spec, executor=executor, progress=False).rows_scored == 40_000
+        assert {rows for rows, _ in executor.sizes} == {task_rows}
+        sizes[task_rows] = [size for _, size in executor.sizes]
+    assert len(sizes[2_000]) == 20 and len(sizes[40_000]) == 1
+    assert max(sizes[40_000]) < 1.2 * min(sizes[2_000])  # 20x the rows, no bigger
+    assert max(sizes[40_000]) < 40_000  # the scores alone would be 320,000 bytes

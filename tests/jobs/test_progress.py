@@ -45,3 +45,19 @@ def test_disabled_progress_is_silent(caplog):
         bar.update(10)
         bar.close()
     assert stream.getvalue() == "" and caplog.records == []
+
+
+def test_the_bar_spans_every_task_of_a_resumed_run(caplog):
+    stream = FakeTerminal()
+    bar = Progress(1000, tasks=4, done_rows=500, done_tasks=2, stream=stream)
+    bar.update(250)
+    bar.update(250, retried=1)
+    bar.close()
+    drawn = stream.getvalue()
+    assert "tasks 4/4, 1 retried" in drawn and "1.00k/1.00k" in drawn
+
+    with caplog.at_level(logging.INFO, logger="lakescore.progress"):
+        bar = Progress(1000, tasks=4, done_rows=500, done_tasks=2, stream=io.StringIO(),
+                       log_every_s=0.0)  # fmt: skip
+        bar.update(250)
+    assert caplog.records[-1].getMessage().startswith("scored 750/1000 rows, tasks 3/4")
