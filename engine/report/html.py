@@ -199,7 +199,7 @@ def history(data: ReportData) -> str:
 
 
 def variants(data: ReportData) -> str:
-    docs = data.record.get("variants") or {}
+    docs = data.variants()
     out = []
     if docs:
         columns = [
@@ -211,7 +211,7 @@ def variants(data: ReportData) -> str:
             col("share", lambda d: _pct(d.get("share")), True),
             col("mean score", lambda d: (d.get("score") or {}).get("mean"), True),
         ]
-        out.append(table([{"variant": k, **d} for k, d in docs.items()], columns))
+        out.append(table([{"variant": k, **d} for k, d in docs], columns))
     plot = plots.variant_scores(data)
     if plot:
         out.append(plot)

@@ -62,6 +62,14 @@ class ReportData:
     #: the rows of the run's latest evaluation, one per variant
     variant_performance: list[dict[str, Any]] = field(default_factory=list)
 
+    def variants(self) -> list[tuple[str, dict[str, Any]]]:
+        """The run record's ``variants`` in the plan's order (the record's JSON keys are
+        sorted)."""
+        docs = self.record.get("variants") or {}
+        order = (self.record.get("variant_plan") or {}).get("order") or []
+        names = [n for n in order if n in docs] + sorted(n for n in docs if n not in order)
+        return [(n, docs[n]) for n in names]
+
 
 class _Meta:
     """The ``_lakescore`` folder of a sink on a pyarrow filesystem."""

@@ -195,15 +195,18 @@ def history(data: ReportData) -> list[str]:
 def variant_scores(data: ReportData) -> str | None:
     """Each variant's score distribution: from ``score_stats`` rows per variant when the
     table has them, else the quantiles in the run record's ``variants``."""
-    rows = [r for r in data.variant_score_stats if r["column"] == "score"]
+    order = [name for name, _ in data.variants()]
+    rows = sorted(
+        (r for r in data.variant_score_stats if r["column"] == "score"),
+        key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order),
+    )
     title = "Score distribution per variant"
     shared = _shared_bins(rows) if rows else None
     if shared is not None:
         bins, series = shared
         return bins.plot("variant-scores", title, series)
-    variants = data.record.get("variants") or {}
     items = []
-    for name, doc in variants.items():
+    for name, doc in data.variants():
         quantiles = (doc.get("score") or {}).get("quantiles") or {}
         items.append((name, {float(q): float(v) for q, v in quantiles.items() if v is not None}))
     if not any(q for _, q in items):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,19 @@ import pytest
 from datasketches import kll_floats_sketch
 from scoring_helpers import FEATURES, ID, error_line, read_sink, snapshot
 from test_engine_quality import shifted_lake
+from test_evaluate import write_outcomes
+from variant_helpers import make_registry, train_challenger, variants_job
 
 import engine.task
 from engine import score
+from engine.coordinator import run_job
 from engine.errors import BadInputError, ExecutionError
+from engine.evaluate import Evaluation, evaluate
 from engine.quality.tables import STATS_SCHEMA
 from engine.report import load_report, render, run_report_path, write_report
+from engine.report.html import CSP
+from engine.run_summary import RunSummary
+from engine.spec import JobSpec, load_job_file
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +53,17 @@ def history_ids(sink: Path) -> list[str]:
 def test_every_committed_run_writes_its_report(model_file: Path, lake: Path, sink: Path) -> None:
     runs = history_ids(sink)
     reports = sink / "_lakescore" / "reports"
-    assert sorted(p.name for p in reports.iterdir()) == [f"{r}.html" for r in runs]
+    assert sorted(p.name for p in reports.iterdir()) == sorted(f"{r}.html" for r in runs)
     for n, run_id in enumerate(runs):
         page = Path(run_report_path(str(sink), run_id)).read_text()
         assert f"<title>lakescore report: run {run_id}</title>" in page
         assert page.count('class="plot"') >= 3
         # written at the run's commit: its history is the runs up to it
         assert all(r in page for r in runs[: n + 1]) and not any(r in page for r in runs[n + 1 :])
+    # A webhook's ``report`` is the committed run's own page.
+    spec = JobSpec(model="m", source="src", sink=str(sink))
+    summary = RunSummary.of(spec, {"run_id": runs[-1], "status": "fail"})
+    assert Path(summary.report).is_file()
     # Re-running a committed run commits nothing and leaves its report as it was.
     before = snapshot(sink)
     again = score(model_file, lake, sink, id_column=ID, run_id=runs[0])
@@ -195,3 +208,146 @@ def test_cli_report(cli, sink: Path, tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert named in error_line(proc) and str(target) in error_line(proc)
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.fixture(scope="module")
+def evaluated_variant_run(
+    model_file: Path, lake: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Evaluation]:
+    """A champion/challenger run evaluated twice on outcomes (the challenger converts
+    better): its sink and the last evaluation."""
+    root = tmp_path_factory.mktemp("report-variants")
+    train_challenger(root / "challenger.json")
+    make_registry(root / "reg", model_file, root / "challenger.json")
+    run_job(
+        load_job_file(variants_job(root, lake, root / "reg", weights=(0.5, 0.5))), progress=False
+    )
+    sink = root / "scores"
+    for seed in (1, 2):
+        outcomes = write_outcomes(
+            sink,
+            root / f"outcomes-{seed}.parquet",
+            {"champion": 0.05, "challenger": 0.2},
+            seed=seed,
+        )
+        last = evaluate(sink, outcomes)
+    return sink, last
+
+
+def test_variants_and_their_performance(evaluated_variant_run: tuple[Path, Evaluation]) -> None:
+    sink, evaluation = evaluated_variant_run
+    data = load_report(str(sink))
+    # the run's latest evaluation only, one row per variant
+    assert {r["evaluation_id"] for r in data.variant_performance} == {evaluation.evaluation_id}
+    assert [r["variant"] for r in data.variant_performance] == ["champion", "challenger"]
+    page = render(data)
+    for kind in ("variant-scores", "variant-conversion", "variant-auc", "variant-lift"):
+        assert f'data-plot="{kind}"' in page, kind
+    assert 'id="variants"' in page and 'id="performance"' in page
+    challenger = data.variant_performance[1]
+    assert f"{challenger['conversion_rate']:.2%}" in page  # the rate in the table
+    # the per-variant score distribution comes from the record's quantiles (no variant rows)
+    assert "Score distribution per variant (p01" in page
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no chromium binary on PATH (Debian's `chromium`; `make test` installs it)")
+
+
+def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """The DOM headless Chromium built from ``page``, and the console lines it logged."""
+    proc = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+@pytest.mark.slow
+def test_reports_render_in_headless_chromium_without_console_errors(
+    sink: Path, evaluated_variant_run: tuple[Path, Evaluation], tmp_path: Path
+) -> None:
+    # The check itself: a page with our policy that tries to load something is caught.
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        f'<!DOCTYPE html><meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<img src="http://127.0.0.1:9/x.png">'
+    )
+    _, console = open_in_chromium(bad, tmp_path / "profile")
+    assert any("Content Security Policy" in line for line in console), console
+
+    expected = {
+        sink: [
+            "score-distribution",
+            "drift-psi",
+            "feature-distribution",
+            "null-rates",
+            "history-rows",
+            "history-rows-per-second",
+        ],
+        evaluated_variant_run[0]: [
+            "score-distribution",
+            "null-rates",
+            "history-rows",
+            "variant-scores",
+            "variant-conversion",
+            "variant-auc",
+            "variant-lift",
+        ],
+    }
+    for n, (target, kinds) in enumerate(expected.items()):
+        page = tmp_path / f"report-{n}.html"
+        write_report(str(target), str(page))
+        dom, console = open_in_chromium(page, tmp_path / "profile")
+        assert console == [], console
+        plots = Plots()
+        plots.feed(dom)
+        assert set(kinds) <= {kind for kind, _ in plots.found}, plots.found
+        assert all(title for _, title in plots.found)  # every plot has its title
+        assert "lakescore report: run" in dom and 'id="summary"' in dom
+
+
+class Plots(HTMLParser):
+    """``(data-plot, title)`` of every ``<svg class="plot">`` in a DOM dump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+        self._depth = 0  # inside an svg: its title is the first <title> met
+        self._title: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "svg" and a.get("class") == "plot":
+            self.found.append((a.get("data-plot") or "", ""))
+            self._title = []
+        elif tag == "title" and self._title == [] and self.found and not self.found[-1][1]:
+            self._depth = 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth and self._title is not None:
+            self._title.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self._depth and self._title is not None:
+            self.found[-1] = (self.found[-1][0], "".join(self._title))
+            self._depth, self._title = 0, None
