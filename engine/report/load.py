@@ -100,31 +100,42 @@ class _Meta:
         return self.fs.get_file_info(self.path(*parts)).type == pafs.FileType.File
 
     def read_json(self, path: str) -> Any:
-        with self.fs.open_input_stream(path) as fh:
-            return json.loads(fh.read())
+        try:
+            with self.fs.open_input_stream(path) as fh:
+                return json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"{path}: unreadable run record ({exc})") from None
 
     def read_rows(self, table: str, run_id: str) -> list[dict[str, Any]]:
         """The run's rows of ``table`` (its one file), or none when it has no file."""
+        path = self.path(table, f"{run_id}.parquet")
         if not self.exists(table, f"{run_id}.parquet"):
             return []
-        with self.fs.open_input_file(self.path(table, f"{run_id}.parquet")) as fh:
-            return pq.ParquetFile(fh).read().to_pylist()  # lighter than pq.read_table
+        try:
+            with self.fs.open_input_file(path) as fh:
+                return pq.ParquetFile(fh).read().to_pylist()  # lighter than pq.read_table
+        except (OSError, pa.ArrowException) as exc:
+            raise BadInputError(f"{path}: unreadable ({exc})") from None
 
     def read_table(self, table: str, columns: tuple[str, ...]) -> pa.Table | None:
-        """Every file of ``table`` as one table of ``columns`` (missing ones null)."""
+        """Every file of ``table`` as one table of those ``columns`` it has (a column that
+        older files lack is null in their rows)."""
         files = self.files(table, ".parquet")
         if not files:
             return None
-        dataset = ds.dataset(files, format="parquet", filesystem=self.fs)
-        present = [c for c in columns if c in dataset.schema.names]
-        return dataset.to_table(columns=present)
+        try:
+            dataset = ds.dataset(files, format="parquet", filesystem=self.fs)
+            present = [c for c in columns if c in dataset.schema.names]
+            return dataset.to_table(columns=present)
+        except (OSError, pa.ArrowException) as exc:
+            raise BadInputError(f"{self.path(table)}: unreadable ({exc})") from None
 
 
 def resolve_target(target: str, run_id: str | None = None) -> tuple[str, str | None]:
     """``(sink, run id or None)`` of a sink folder or a run record path."""
     text = str(target).rstrip("/")
     if text.endswith(".json"):
-        folder, name = posixpath.split(text if is_uri(text) else text.replace("\\", "/"))
+        folder, name = posixpath.split(text)
         meta, records = posixpath.split(folder)
         if records not in RECORD_DIRS or posixpath.basename(meta) != META:
             raise BadInputError(
@@ -188,7 +199,7 @@ def _history(meta: _Meta, records: dict[str, str]) -> list[dict[str, Any]]:
             continue
         try:
             record = meta.read_json(path)
-        except (OSError, ValueError) as exc:  # a torn record must not hide the others
+        except BadInputError as exc:  # a torn record must not hide the others
             log.warning("run record %s unreadable: %s", path, exc)
             continue
         row = {c: record.get(c) for c in HISTORY_COLUMNS}

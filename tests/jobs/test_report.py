@@ -209,6 +209,13 @@ def test_cli_report(cli, sink: Path, tmp_path: Path) -> None:
         assert named in error_line(proc) and str(target) in error_line(proc)
     assert not (tmp_path / "x.html").exists()
 
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sink, damaged)
+    table = damaged / "_lakescore" / "drift" / f"{run_id}.parquet"
+    table.write_bytes(b"not parquet")
+    proc = cli("report", damaged, "-o", tmp_path / "x.html")
+    assert proc.returncode == 2 and f"{table}: unreadable" in error_line(proc)
+
 
 @pytest.fixture(scope="module")
 def evaluated_variant_run(
