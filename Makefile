@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,19 @@ $(DEV): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lakescore demo
 
-test: $(DEV)
+test: $(DEV) chromium
 	$(BIN)/ruff check engine kernels cluster tests benchmarks
 	$(BIN)/python -m pytest
+
+# The report test opens report.html in headless Chromium (Debian's package). Installed
+# only when missing and apt-get exists (as root, or through sudo without a password);
+# without it that one test is skipped, with the reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	    $$SUDO apt-get install -y chromium || \
+	    { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; } || \
+	    echo "make: chromium not installed: the report's browser test will be skipped"; }
 
 lint: $(DEV)
 	$(BIN)/ruff check engine kernels cluster tests benchmarks

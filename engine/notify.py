@@ -4,7 +4,7 @@
     webhook = "https://hooks.example.com/services/T000/B000/XXXX"
     on = ["fail", "warn"]          # default ["fail"]; "fail" covers execution failures too
     timeout_seconds = 5            # the most a webhook can delay the run, retry included
-    report_url = "https://lake.example.com/scores/_lakescore/report.html?run={run_id}"
+    report_url = "https://lake.example.com/scores/_lakescore/reports/{run_id}.html"
 
 The notification is sent after the run is committed (or has failed), so it can only be
 late, never lose anything: a webhook that is down, slow or refusing is logged as a

@@ -53,8 +53,11 @@ class RunSummary:
 
     @property
     def report(self) -> str:
-        """Where ``lakescore report`` writes the sink's report."""
-        return self.sink.rstrip("/") + "/_lakescore/report.html"
+        """A committed run's own report (written by the run, see :mod:`engine.report`);
+        for a run that committed nothing, the folder of the sink's run reports."""
+        reports = self.sink.rstrip("/") + "/_lakescore/reports/"
+        committed = self.error is None and self.status in ("ok", "warn", "fail")
+        return f"{reports}{self.run_id}.html" if committed and self.run_id else reports
 
     @classmethod
     def of(

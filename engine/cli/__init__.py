@@ -22,11 +22,12 @@ from engine.cli import (
     model_commands,
     models,
     quality_commands,
+    report,
 )
 from engine.cli._logging import LOG_FORMATS, setup_logging
 from engine.errors import ExecutionError, LakescoreError
 
-_COMMAND_MODULES = (jobs, model_commands, quality_commands, assess, models, evaluate, bench)
+_COMMAND_MODULES = (jobs, model_commands, quality_commands, report, assess, models, evaluate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

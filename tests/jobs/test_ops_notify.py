@@ -102,7 +102,7 @@ def test_an_execution_failure_posts_its_summary(
     assert body["failed_checks"] == []
     assert body["rows"] == 0 and body["tasks_failed"] == 1
     assert body["sink"] == str(sink) and body["model"] == str(model_file)
-    assert body["report"] == f"{sink}/_lakescore/report.html"
+    assert body["report"] == f"{sink}/_lakescore/reports/"  # no report of a failed run
     assert webhook.headers[0]["Content-Type"] == "application/json"
 
 
