@@ -5,7 +5,7 @@ filesystem: the run records (JSON, ``run_records/``; ``runs/`` in sinks written 
 tables existed), the ``runs`` table for the history, the run's own rows of
 ``feature_stats``, ``score_stats`` and ``drift`` (``<table>/<run_id>.parquet``), and the
 latest evaluation of the run in ``variant_performance``. Every table may be missing (a
-failed run, an S3 sink, a sink from before the tables): the report leaves its section out.
+failed run, a sink from before the tables): the report leaves its section out.
 A ``variant`` column in ``score_stats``/``drift`` (null: the whole run) splits rows per
 variant when present.
 """
@@ -189,7 +189,7 @@ def _record_paths(meta: _Meta) -> dict[str, str]:
 
 def _history(meta: _Meta, records: dict[str, str]) -> list[dict[str, Any]]:
     """Every run: the ``runs`` table's rows, and the records of runs it lacks (failed
-    runs, S3 sinks, runs from before the tables)."""
+    runs, runs from before the tables)."""
     runs: dict[str, dict[str, Any]] = {}
     table = meta.read_table("runs", HISTORY_COLUMNS)
     if table is not None:

@@ -253,8 +253,13 @@ def test_variants_and_their_performance(evaluated_variant_run: tuple[Path, Evalu
     assert 'id="variants"' in page and 'id="performance"' in page
     challenger = data.variant_performance[1]
     assert f"{challenger['conversion_rate']:.2%}" in page  # the rate in the table
-    # the per-variant score distribution comes from the record's quantiles (no variant rows)
-    assert "Score distribution per variant (p01" in page
+    # the per-variant score distribution comes from score_stats' rows per variant, on
+    # shared bins (not the record's quantile boxes)
+    assert {r["variant"] for r in data.variant_score_stats} == {"champion", "challenger"}
+    assert (
+        "Score distribution per variant" in page
+        and "Score distribution per variant (p01" not in page
+    )
 
 
 def chromium() -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from pyarrow import fs
+from s3_helpers import s3fs
 from scoring_helpers import ID
-from test_s3 import bucket, s3_endpoint, s3_env, s3_lake, s3fs  # noqa: F401 (fixtures)
 
 from engine import score
 from engine.report import load_report, write_report
@@ -15,9 +15,9 @@ from engine.report import load_report, write_report
 
 @pytest.mark.slow
 def test_report_of_a_parquet_sink_on_s3(
-    s3_lake: tuple[str, str],  # noqa: F811
-    bucket: str,  # noqa: F811
-    s3_env: str,  # noqa: F811
+    s3_lake: tuple[str, str],
+    bucket: str,
+    s3_env: str,
     tmp_path: Path,
 ) -> None:
     source, model = s3_lake
@@ -28,8 +28,9 @@ def test_report_of_a_parquet_sink_on_s3(
         page = s3.get_file_info(f"{bucket}/pq/_lakescore/reports/{run_id}.html")
         assert page.type == fs.FileType.File and page.size > 1000
 
-    data = load_report(sink)  # the records on S3 are the history (no tables there yet)
+    data = load_report(sink)  # the history and the run's statistics, from the bucket
     assert [h["run_id"] for h in data.history] == runs
+    assert data.feature_stats and data.drift  # quality tables uploaded beside the scores
     assert data.run_id == runs[-1] and data.record["rows"] == 3000
     out = tmp_path / "report.html"
     write_report(sink, str(out), run_id=runs[0])
