@@ -9,11 +9,13 @@ stay in L1 throughout.
 Each kernel scores a range of tiles (or rows) and writes only those rows of ``out``;
 :func:`kernels._threads.run_ranges` runs ranges on several threads (the kernels release
 the GIL). The kernels are serial ``@njit`` functions, not ``parallel=True``: Numba's parfor
-passes were most of a cold compile (see benchmarks/README.md, "Compile time").
+passes were most of a cold compile (see benchmarks/README.md, "Compile time"). They
+allocate nothing: scratch comes from the caller, so the compiled code needs no Numba
+runtime (:mod:`kernels._cpu_cfuncs` compiles them, :mod:`kernels._cpu_native` loads them,
+:mod:`kernels._cpu_launch` calls them).
 
 The input matrix reaches a kernel as its flat buffer plus element strides, so row-major
-and feature-major (F-ordered) input share one compiled specialisation, and every other
-argument has one fixed type: each kernel compiles (or loads from Numba's cache) once.
+and feature-major (F-ordered) input share one compiled kernel.
 
 Indices are unsigned: Numba adds a wraparound check to every signed index, which costs
 more than the traversal step itself.
@@ -27,21 +29,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from kernels._cpu_layout import (
-    MAX_PERFECT_DEPTH,
-    TILE_ROWS,
-    perfect_layout,
-    sparse_layout,
-)
-from kernels._threads import default_threads, run_ranges
-from kernels.ir import Forest
+from kernels._cpu_launch import CpuLauncher, choose_layout  # noqa: F401 (their old home)
+from kernels._cpu_layout import SPARSE_CHUNK_TILES, TILE_ROWS
 
 U = np.uint64
 #: Levels of a complete tree evaluated with vector compares instead of per-row lookups.
 SELECT_LEVELS = 3
-#: Tiles a deep (sparse-layout) tree walks before the next tree: 16 x 26 KiB of tiles for
-#: 50 features stay in L2 while the tree's upper levels stay in L1.
-SPARSE_CHUNK_TILES = 16
 
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
@@ -75,20 +68,17 @@ def _close_tile(acc, start, m, base_margin, out):
             out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_perfect(
     x, row_step, col_step, n_rows, tile_lo, tile_hi,
     columns, feature_offset, threshold, leaf_value, tree_group, base_margin, depth, out,
+    xt, acc, pos, go,
 ):  # fmt: skip
-    """Tiles ``[tile_lo, tile_hi)`` of the input through every complete tree."""
+    """Tiles ``[tile_lo, tile_hi)`` of the input through every complete tree; ``xt``,
+    ``acc``, ``pos`` and ``go`` are the caller's scratch (see :mod:`kernels._cpu_abi`)."""
     n_trees = feature_offset.shape[0]
     n_inner = feature_offset.shape[1]
-    n_out = base_margin.shape[0]
     select_levels = min(SELECT_LEVELS, depth)
-    xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
-    acc = np.empty(n_out * TILE_ROWS, dtype=np.float64)
-    pos = np.zeros(TILE_ROWS, dtype=U)
-    go = np.zeros(TILE_ROWS, dtype=U)
     for tile in range(tile_lo, tile_hi):
         start = tile * TILE_ROWS
         m = min(n_rows, start + TILE_ROWS) - start
@@ -123,20 +113,18 @@ def predict_perfect(
         _close_tile(acc, start, m, base_margin, out)
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_sparse(
     x, row_step, col_step, n_rows, chunk_lo, chunk_hi,
     columns, left, feature_offset, threshold, value, roots, depths, tree_group, base_margin,
-    out,
+    out, xts, accs, idx,
 ):  # fmt: skip
-    """Chunks of ``SPARSE_CHUNK_TILES`` tiles ``[chunk_lo, chunk_hi)`` through every tree."""
+    """Chunks of ``SPARSE_CHUNK_TILES`` tiles ``[chunk_lo, chunk_hi)`` through every tree;
+    ``xts``, ``accs`` and ``idx`` are the caller's scratch."""
     n_trees = roots.shape[0]
     n_out = base_margin.shape[0]
     width = (2 * columns.shape[0] + 1) * TILE_ROWS
     n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
-    xts = np.empty(SPARSE_CHUNK_TILES * width, dtype=np.float32)
-    accs = np.empty(SPARSE_CHUNK_TILES * n_out * TILE_ROWS, dtype=np.float64)
-    idx = np.zeros(TILE_ROWS, dtype=U)
     for chunk in range(chunk_lo, chunk_hi):
         # Deep trees do not fit in cache: walk each tree for several tiles in turn, so its
         # upper levels stay hot, instead of every tree for one tile.
@@ -183,7 +171,7 @@ def predict_sparse(
 ZERO_BAND = float(np.float32(1e-35))
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_reference(
     flat, row_step, col_step, n_rows, row_lo, row_hi,
     feature, threshold, left, right, default_left, value, tree_offsets, tree_group,
@@ -225,99 +213,3 @@ def predict_reference(
                     go_left = x < threshold[node]
                 node = root + (left[node] if go_left else right[node])
             out[row, tree_group[t]] += value[node]
-
-
-def choose_layout(forest: Forest) -> str:
-    """``perfect`` for boosted trees, ``sparse`` for deep ones, ``reference`` otherwise."""
-    if forest.num_trees == 0 or forest.has_categorical or forest.has_zero_missing:
-        return "reference"
-    if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:
-        return "perfect"
-    return "sparse"
-
-
-class CpuLauncher:
-    """The forest laid out for one CPU kernel, launched with a fixed thread count.
-
-    It takes row-major and feature-major (F-contiguous) float32 matrices alike, without a
-    copy: the kernels read the flat buffer through the matrix's strides.
-    """
-
-    accepts_feature_major = True
-
-    def __init__(
-        self, forest: Forest, *, n_threads: int | None = None, layout: str | None = None
-    ) -> None:
-        self.layout = layout or choose_layout(forest)
-        self.n_threads = n_threads
-        group = np.ascontiguousarray(forest.tree_group, dtype=np.int64)
-        base = np.ascontiguousarray(forest.base_margin, dtype=np.float64)
-        #: rows of one work item (a tile, a chunk of tiles, a row) and the fewest items a
-        #: thread is given (about 1k rows: a kernel call costs tens of microseconds)
-        self._item_rows, self._min_chunk = TILE_ROWS, 16
-        if self.layout == "perfect":
-            depth = int(forest.tree_depths().max())
-            p = perfect_layout(forest, depth)
-            self._fn = predict_perfect
-            args = (p.tiles.columns, p.feature_offset, p.threshold, p.leaf_value, group, base)
-            self._extra: tuple[object, ...] = (depth,)
-        elif self.layout == "sparse":
-            s = sparse_layout(forest)
-            self._fn = predict_sparse
-            self._item_rows, self._min_chunk = TILE_ROWS * SPARSE_CHUNK_TILES, 1
-            args = (s.tiles.columns, s.left, s.feature_offset, s.threshold, s.value,
-                    s.roots, s.depths, group, base)  # fmt: skip
-            self._extra = ()
-        elif self.layout == "reference":
-            self._fn = predict_reference
-            self._item_rows, self._min_chunk = 1, 256
-            args = (
-                forest.feature,
-                forest.threshold,
-                forest.left,
-                forest.right,
-                forest.default_left,
-                forest.value,
-                forest.tree_offsets.astype(np.int64),
-                group,
-                forest.zero_missing,
-                forest.categorical,
-                forest.cat_start,
-                forest.cat_len,
-                forest.cat_bits,
-                base,
-            )
-            self._extra = ()
-        else:
-            raise ValueError(f"unknown CPU layout {self.layout!r}")
-        self._args = tuple(_read_only(a) for a in args)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._args)
-
-    def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
-        if X.dtype != np.float32 or X.ndim != 2:
-            raise ValueError("the CPU kernels take a 2-D float32 matrix")
-        n_rows, n_cols = X.shape
-        if not X.flags.c_contiguous and not X.flags.f_contiguous:
-            X = np.ascontiguousarray(X)
-        # element strides of the flat buffer; a one-column or one-row matrix is both C and
-        # F contiguous, and either reading is right for it
-        row_step, col_step = (n_cols, 1) if X.flags.c_contiguous else (1, n_rows)
-        flat = _read_only(X.ravel(order="K"))
-        steps = (U(row_step), U(col_step), n_rows)
-
-        def work(lo: int, hi: int) -> None:
-            self._fn(flat, *steps, lo, hi, *self._args, *self._extra, out)
-
-        n_items = -(-n_rows // self._item_rows)
-        run_ranges(work, n_items, self.n_threads or default_threads(), min_chunk=self._min_chunk)
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only C-contiguous view: Numba compiles (and caches) one specialisation per
-    mutability, so every launch passes the same kind and no call pays a second compile."""
-    view = np.ascontiguousarray(a).view()
-    view.flags.writeable = False
-    return view

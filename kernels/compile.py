@@ -46,11 +46,9 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
 
         launcher = _tl2cgen.Tl2cgenLauncher(forest, n_threads=n_threads)
         return Kernel(forest, backend="tl2cgen", launcher=launcher)
-    from kernels import _numba_cpu
+    from kernels._cpu_launch import CpuLauncher
 
-    return Kernel(
-        forest, backend="numba", launcher=_numba_cpu.CpuLauncher(forest, n_threads=n_threads)
-    )
+    return Kernel(forest, backend="numba", launcher=CpuLauncher(forest, n_threads=n_threads))
 
 
 def _cuda_launcher(forest: Forest, *, required: bool) -> Launcher | None:
