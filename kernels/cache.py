@@ -38,7 +38,8 @@ log = logging.getLogger("lakescore.kernels.cache")
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
 IR_VERSION = 5
 #: Bump when a backend compiles the same IR into different code (a new kernel, new flags).
-KERNEL_VERSION = 1
+#: 2: TL2cgen's libraries are built with gcc -O1.
+KERNEL_VERSION = 2
 
 
 def default_cache_dir() -> Path:
