@@ -6,9 +6,10 @@ IR format version, so a changed file or a new lakescore never reads a stale entr
 
 Compiled kernels (:class:`LibraryCache`, under ``<root>/kernels/``) are keyed by
 :func:`kernel_key`: the model's sha256, the backend, :data:`KERNEL_VERSION`, the IR version
-and the host CPU (name and feature flags, as LLVM and so Numba see them). The Numba
-kernels' machine code is cached by Numba itself (``cache=True``), which keys it by CPU
-and source the same way.
+and the host CPU (name and feature flags, as LLVM and so Numba see them). The Numba CPU
+kernels' machine code does not depend on the model: it is cached here too, one object per
+kernel, keyed by the kernel sources, Numba's and llvmlite's versions and the CPU
+(:mod:`kernels._cpu_native`).
 
 Concurrent processes are safe: an entry is written aside and renamed into place, and two
 writers of one key write the same bytes. An entry that fails to load or whose content
