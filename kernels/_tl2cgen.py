@@ -1,9 +1,9 @@
 """The TL2cgen backend: the forest as C (TL2cgen), compiled by gcc into a shared library.
 
 The library is built once per model and CPU and kept in the kernel cache
-(:class:`kernels.cache.LibraryCache`); compiling is slow (about 45 s for 500 trees
-of depth 8 on two idle cores at -O1, estimated from 50 trees; -O3 took 16 minutes on the
-loaded machine), loading a cached library takes milliseconds. The treelite model
+(:class:`kernels.cache.LibraryCache`); compiling is slow (500 trees of depth 8: 151
+gcc CPU s at -O1, so about 80 s on two idle cores; -O3 took 16 minutes on the loaded
+machine), loading a cached library takes milliseconds. The treelite model
 comes from the IR (:mod:`kernels._treelite_model`), so every format lakescore reads can
 be compiled, with the same split rule as the Numba kernels.
 """
