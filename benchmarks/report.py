@@ -40,16 +40,21 @@ def markdown_table(timings: list[Any]) -> list[str]:
 
 
 def compile_table(measurements: list[dict[str, Any]]) -> list[str]:
-    """Model file -> ready kernel in a fresh process, by phase (see ``compile_time.py``)."""
+    """Model file -> ready kernel in a fresh process, by phase (see ``compile_time.py``):
+    the process's CPU seconds per phase (a shared machine inflates them far less than wall
+    seconds), then wall seconds."""
     phases = ("import", "load", "compile", "first_predict", "total")
     lines = [
-        "| model | backend | caches | " + " | ".join(phases) + " | CPU s | process wall |",
-        "|---|---|---|" + "---:|" * (len(phases) + 2),
+        "| model | backend | caches | "
+        + " | ".join(f"{p} (CPU s)" for p in phases)
+        + " | total (wall s) | process wall | Numba imported |",
+        "|---|---|---|" + "---:|" * (len(phases) + 2) + "---|",
     ]
     for m in measurements:
-        cells = " | ".join(_num(m[p], ".2f") for p in phases)
+        cells = " | ".join(_num(m[f"cpu_{p}"], ".2f") for p in phases)
+        numba = {None: "", 0.0: "no", 1.0: "yes"}.get(m.get("numba_imported"), "")
         lines.append(
             f"| {m['model']} | {m['backend']} | {m['caches']} | {cells} | "
-            f"{_num(m['cpu_total'], '.2f')} | {_num(m['wall'], '.2f')} |"
+            f"{_num(m['total'], '.2f')} | {_num(m['wall'], '.2f')} | {numba} |"
         )
     return lines

@@ -28,6 +28,9 @@ from kernels.ir import Forest
 
 #: Rows per tile: 2 x 50 features x 64 rows x 4 bytes stays well inside a 32 KiB L1.
 TILE_ROWS = 64
+#: Tiles a deep (sparse-layout) tree walks before the next tree: 16 x 26 KiB of tiles for
+#: 50 features stay in L2 while the tree's upper levels stay in L1.
+SPARSE_CHUNK_TILES = 16
 #: Deepest forest padded to complete trees (2 x 1023 nodes per tree still fit in L2).
 MAX_PERFECT_DEPTH = 10
 

@@ -1,10 +1,21 @@
-"""The Numba CPU kernels: parallel over row tiles, every tree traversed per tile.
+"""The Numba CPU kernels: row tiles, every tree traversed per tile.
 
 A tile of ``TILE_ROWS`` rows is transposed to feature-major order once (with missing
 values resolved, see :mod:`kernels._cpu_layout`), then each tree moves all the tile's
 rows one level at a time. The inner loop over rows has no branches and no dependency
 between iterations, so the CPU overlaps many rows' loads; one tree's nodes and the tile
-stay in L1 throughout. Each parallel iteration writes only its own rows of ``out``.
+stay in L1 throughout.
+
+Each kernel scores a range of tiles (or rows) and writes only those rows of ``out``;
+:func:`kernels._threads.run_ranges` runs ranges on several threads (the kernels release
+the GIL). The kernels are serial ``@njit`` functions, not ``parallel=True``: Numba's parfor
+passes were most of a cold compile (see benchmarks/README.md, "Compile time"). They
+allocate nothing: scratch comes from the caller, so the compiled code needs no Numba
+runtime (:mod:`kernels._cpu_cfuncs` compiles them, :mod:`kernels._cpu_native` loads them,
+:mod:`kernels._cpu_launch` calls them).
+
+The input matrix reaches a kernel as its flat buffer plus element strides, so row-major
+and feature-major (F-ordered) input share one compiled kernel.
 
 Indices are unsigned: Numba adds a wraparound check to every signed index, which costs
 more than the traversal step itself.
@@ -15,38 +26,30 @@ within their rounding). ``fastmath`` is off: it could change a comparison with N
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 
-from kernels._cpu_layout import (
-    MAX_PERFECT_DEPTH,
-    TILE_ROWS,
-    perfect_layout,
-    sparse_layout,
-)
-from kernels.ir import Forest
+from kernels._cpu_launch import CpuLauncher, choose_layout  # noqa: F401 (their old home)
+from kernels._cpu_layout import SPARSE_CHUNK_TILES, TILE_ROWS
 
 U = np.uint64
 #: Levels of a complete tree evaluated with vector compares instead of per-row lookups.
 SELECT_LEVELS = 3
-#: Tiles a deep (sparse-layout) tree walks before the next tree: 16 x 26 KiB of tiles for
-#: 50 features stay in L2 while the tree's upper levels stay in L1.
-SPARSE_CHUNK_TILES = 16
 
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
-def _fill_tile(X, start, m, columns, xt):
-    """Feature-major tile: rows [0, W) as read (NaN stays NaN), rows [W, 2W) with NaN ->
-    +inf, row 2W all -inf (the sparse layout's leaves read it and never move)."""
+def _fill_tile(x, row_step, col_step, start, m, columns, xt):
+    """Feature-major tile of rows ``start .. start + m``: tile rows [0, W) as read (NaN stays
+    NaN), rows [W, 2W) with NaN -> +inf, row 2W all -inf (the sparse layout's leaves read it
+    and never move). ``x`` is the matrix's flat buffer, element ``(row, col)`` at
+    ``row * row_step + col * col_step``, so row- and column-major input share one compile."""
     width = columns.shape[0]
     for j in range(width):
-        col = columns[j]
+        at = U(start) * row_step + U(columns[j]) * col_step
         lo = j * TILE_ROWS
         hi = (width + j) * TILE_ROWS
         for r in range(m):
-            v = X[start + r, col]
+            v = x[at + U(r) * row_step]
             nan = v != v
             xt[lo + r] = v
             xt[hi + r] = np.inf if nan else v
@@ -58,16 +61,6 @@ def _fill_tile(X, start, m, columns, xt):
 
 
 @numba.njit(inline="always", nogil=True, boundscheck=False)
-def _open_tile(X, tile, columns, n_out):
-    """A tile's first row, row count, filled feature-major tile and zeroed accumulators."""
-    start = tile * TILE_ROWS
-    m = min(X.shape[0], start + TILE_ROWS) - start
-    xt = np.empty((2 * columns.shape[0] + 1) * TILE_ROWS, dtype=np.float32)
-    _fill_tile(X, start, m, columns, xt)
-    return start, m, xt, np.zeros(n_out * TILE_ROWS, dtype=np.float64)
-
-
-@numba.njit(inline="always", nogil=True, boundscheck=False)
 def _close_tile(acc, start, m, base_margin, out):
     """Write a tile's margins (plus the base margin) to its own rows of ``out``."""
     for k in range(base_margin.shape[0]):
@@ -75,21 +68,22 @@ def _close_tile(acc, start, m, base_margin, out):
             out[start + r, k] = acc[k * TILE_ROWS + r] + base_margin[k]
 
 
-@numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_perfect(
-    X, columns, feature_offset, threshold, leaf_value, tree_group, base_margin, out
-):
-    n_rows = X.shape[0]
+    x, row_step, col_step, n_rows, tile_lo, tile_hi,
+    columns, feature_offset, threshold, leaf_value, tree_group, base_margin, depth, out,
+    xt, acc, pos, go,
+):  # fmt: skip
+    """Tiles ``[tile_lo, tile_hi)`` of the input through every complete tree; ``xt``,
+    ``acc``, ``pos`` and ``go`` are the caller's scratch (see :mod:`kernels._cpu_abi`)."""
     n_trees = feature_offset.shape[0]
-    depth = int(np.log2(leaf_value.shape[1]))
     n_inner = feature_offset.shape[1]
-    n_out = base_margin.shape[0]
     select_levels = min(SELECT_LEVELS, depth)
-    n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
-    for tile in numba.prange(n_tiles):
-        start, m, xt, acc = _open_tile(X, tile, columns, n_out)
-        pos = np.zeros(TILE_ROWS, dtype=U)
-        go = np.zeros(TILE_ROWS, dtype=U)
+    for tile in range(tile_lo, tile_hi):
+        start = tile * TILE_ROWS
+        m = min(n_rows, start + TILE_ROWS) - start
+        _fill_tile(x, row_step, col_step, start, m, columns, xt)
+        acc[:] = 0.0
         for t in range(n_trees):
             fo = feature_offset[t]
             th = threshold[t]
@@ -119,28 +113,28 @@ def predict_perfect(
         _close_tile(acc, start, m, base_margin, out)
 
 
-@numba.njit(parallel=True, nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_sparse(
-    X, columns, left, feature_offset, threshold, value, roots, depths, tree_group, base_margin, out
-):
-    n_rows = X.shape[0]
+    x, row_step, col_step, n_rows, chunk_lo, chunk_hi,
+    columns, left, feature_offset, threshold, value, roots, depths, tree_group, base_margin,
+    out, xts, accs, idx,
+):  # fmt: skip
+    """Chunks of ``SPARSE_CHUNK_TILES`` tiles ``[chunk_lo, chunk_hi)`` through every tree;
+    ``xts``, ``accs`` and ``idx`` are the caller's scratch."""
     n_trees = roots.shape[0]
     n_out = base_margin.shape[0]
     width = (2 * columns.shape[0] + 1) * TILE_ROWS
     n_tiles = (n_rows + TILE_ROWS - 1) // TILE_ROWS
-    n_chunks = (n_tiles + SPARSE_CHUNK_TILES - 1) // SPARSE_CHUNK_TILES
-    for chunk in numba.prange(n_chunks):
+    for chunk in range(chunk_lo, chunk_hi):
         # Deep trees do not fit in cache: walk each tree for several tiles in turn, so its
         # upper levels stay hot, instead of every tree for one tile.
         first = chunk * SPARSE_CHUNK_TILES
         n_here = min(n_tiles, first + SPARSE_CHUNK_TILES) - first
-        xts = np.empty(n_here * width, dtype=np.float32)
-        accs = np.zeros(n_here * n_out * TILE_ROWS, dtype=np.float64)
+        accs[:] = 0.0
         for j in range(n_here):
             start = (first + j) * TILE_ROWS
             m = min(n_rows, start + TILE_ROWS) - start
-            _fill_tile(X, start, m, columns, xts[j * width : (j + 1) * width])
-        idx = np.zeros(TILE_ROWS, dtype=U)
+            _fill_tile(x, row_step, col_step, start, m, columns, xts[j * width : (j + 1) * width])
         for t in range(n_trees):
             root = U(roots[t])
             row0 = tree_group[t] * TILE_ROWS
@@ -177,25 +171,25 @@ def predict_sparse(
 ZERO_BAND = float(np.float32(1e-35))
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, boundscheck=False)
 def predict_reference(
-    X, feature, threshold, left, right, default_left, value, tree_offsets, tree_group,
+    flat, row_step, col_step, n_rows, row_lo, row_hi,
+    feature, threshold, left, right, default_left, value, tree_offsets, tree_group,
     zero_missing, categorical, cat_start, cat_len, cat_bits, base_margin, out,
 ):  # fmt: skip
     """The plain per-row walk with branches: exact for every forest the IR can hold, used
     where the branch-free layouts are not (categorical splits, LightGBM's zero band), and as
     the tests' second opinion."""
-    n_rows = X.shape[0]
     n_trees = tree_offsets.shape[0] - 1
     n_out = base_margin.shape[0]
-    for row in numba.prange(n_rows):
+    for row in range(row_lo, row_hi):
         for k in range(n_out):
             out[row, k] = base_margin[k]
         for t in range(n_trees):
             root = tree_offsets[t]
             node = root
             while feature[node] >= 0:
-                x = X[row, feature[node]]
+                x = flat[U(row) * row_step + U(feature[node]) * col_step]
                 missing = np.isnan(x) or (
                     zero_missing[node] != 0 and x >= -ZERO_BAND and x <= ZERO_BAND
                 )
@@ -219,99 +213,3 @@ def predict_reference(
                     go_left = x < threshold[node]
                 node = root + (left[node] if go_left else right[node])
             out[row, tree_group[t]] += value[node]
-
-
-# Numba's default (workqueue) threading layer aborts the process when two threads launch
-# parallel kernels at once; the engine overlaps IO in threads, so launches are serialised
-# here. One launch already uses every core.
-_LAUNCH_LOCK = threading.Lock()
-
-
-def choose_layout(forest: Forest) -> str:
-    """``perfect`` for boosted trees, ``sparse`` for deep ones, ``reference`` otherwise."""
-    if forest.num_trees == 0 or forest.has_categorical or forest.has_zero_missing:
-        return "reference"
-    if int(forest.tree_depths().max()) <= MAX_PERFECT_DEPTH:
-        return "perfect"
-    return "sparse"
-
-
-class CpuLauncher:
-    """The forest laid out for one CPU kernel, launched with a fixed thread count.
-
-    It takes row-major and feature-major (F-contiguous) matrices alike: the tile fill reads
-    ``X[row, column]`` through Numba's strides, contiguous along rows for the latter.
-    """
-
-    accepts_feature_major = True
-
-    def __init__(
-        self, forest: Forest, *, n_threads: int | None = None, layout: str | None = None
-    ) -> None:
-        self.layout = layout or choose_layout(forest)
-        self.n_threads = n_threads
-        group = np.ascontiguousarray(forest.tree_group, dtype=np.int64)
-        base = np.ascontiguousarray(forest.base_margin, dtype=np.float64)
-        if self.layout == "perfect":
-            p = perfect_layout(forest, int(forest.tree_depths().max()))
-            self._fn = predict_perfect
-            self._args = (p.tiles.columns, p.feature_offset, p.threshold, p.leaf_value, group, base)
-        elif self.layout == "sparse":
-            s = sparse_layout(forest)
-            self._fn = predict_sparse
-            self._args = (
-                s.tiles.columns,
-                s.left,
-                s.feature_offset,
-                s.threshold,
-                s.value,
-                s.roots,
-                s.depths,
-                group,
-                base,
-            )
-        elif self.layout == "reference":
-            self._fn = predict_reference
-            self._args = (
-                forest.feature,
-                forest.threshold,
-                forest.left,
-                forest.right,
-                forest.default_left,
-                forest.value,
-                forest.tree_offsets.astype(np.int64),
-                group,
-                forest.zero_missing,
-                forest.categorical,
-                forest.cat_start,
-                forest.cat_len,
-                forest.cat_bits,
-                base,
-            )
-        else:
-            raise ValueError(f"unknown CPU layout {self.layout!r}")
-        self._args = tuple(_read_only(a) for a in self._args)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._args)
-
-    def __call__(self, X: np.ndarray, out: np.ndarray) -> None:
-        with _LAUNCH_LOCK:
-            previous = numba.get_num_threads()
-            try:
-                if self.n_threads is not None:
-                    numba.set_num_threads(
-                        max(1, min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
-                    )
-                self._fn(_read_only(X), *self._args, out)
-            finally:
-                numba.set_num_threads(previous)
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only C-contiguous view: Numba compiles (and caches) one specialisation per
-    mutability, so every launch passes the same kind and no call pays a second compile."""
-    view = (a if a.flags.f_contiguous and a.ndim == 2 else np.ascontiguousarray(a)).view()
-    view.flags.writeable = False
-    return view

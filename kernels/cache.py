@@ -6,9 +6,10 @@ IR format version, so a changed file or a new lakescore never reads a stale entr
 
 Compiled kernels (:class:`LibraryCache`, under ``<root>/kernels/``) are keyed by
 :func:`kernel_key`: the model's sha256, the backend, :data:`KERNEL_VERSION`, the IR version
-and the host CPU (name and feature flags, as LLVM and so Numba see them). The Numba
-kernels' machine code is cached by Numba itself (``cache=True``), which keys it by CPU
-and source the same way.
+and the host CPU (name and feature flags, as LLVM and so Numba see them). The Numba CPU
+kernels' machine code does not depend on the model: it is cached here too, one object per
+kernel, keyed by the kernel sources, Numba's and llvmlite's versions and the CPU
+(:mod:`kernels._cpu_native`).
 
 Concurrent processes are safe: an entry is written aside and renamed into place, and two
 writers of one key write the same bytes. An entry that fails to load or whose content
@@ -38,7 +39,8 @@ log = logging.getLogger("lakescore.kernels.cache")
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
 IR_VERSION = 5
 #: Bump when a backend compiles the same IR into different code (a new kernel, new flags).
-KERNEL_VERSION = 1
+#: 2: TL2cgen's libraries are built with gcc -O1.
+KERNEL_VERSION = 2
 
 
 def default_cache_dir() -> Path:

@@ -17,7 +17,7 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
     """Compile ``forest`` for ``backend``; ``kernel.backend`` names the one used.
 
     ``auto`` means ``cuda`` when a real NVIDIA GPU is usable (never Numba's CUDA simulator,
-    which is for tests), else ``numba`` (the parallel CPU kernel). ``tl2cgen`` compiles the
+    which is for tests), else ``numba`` (the CPU kernel). ``tl2cgen`` compiles the
     forest to C with TL2cgen and gcc (slow the first time, then cached on disk; see
     :mod:`kernels._tl2cgen`); never chosen by ``auto``. ``n_threads`` applies to ``numba``
     and ``tl2cgen``.
@@ -46,11 +46,9 @@ def compile_model(forest: Forest, *, backend: str = "auto", n_threads: int | Non
 
         launcher = _tl2cgen.Tl2cgenLauncher(forest, n_threads=n_threads)
         return Kernel(forest, backend="tl2cgen", launcher=launcher)
-    from kernels import _numba_cpu
+    from kernels._cpu_launch import CpuLauncher
 
-    return Kernel(
-        forest, backend="numba", launcher=_numba_cpu.CpuLauncher(forest, n_threads=n_threads)
-    )
+    return Kernel(forest, backend="numba", launcher=CpuLauncher(forest, n_threads=n_threads))
 
 
 def _cuda_launcher(forest: Forest, *, required: bool) -> Launcher | None:

@@ -52,10 +52,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         kernel = kernels.compile_model(forest, backend=args.backend)
-        # Both input layouts: Numba compiles one specialisation per layout, and scoring
-        # passes feature-major (column) matrices where a Python caller passes row-major.
-        for order in ("C", "F"):
-            kernel.predict(np.zeros((2, forest.num_features), dtype=np.float32, order=order))
+        # The first predict compiles (or loads from the cache) the backend's code; one
+        # compiled CPU kernel serves row-major and feature-major input alike.
+        kernel.predict(np.zeros((2, forest.num_features), dtype=np.float32))
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
     print(f"compiled {args.model} for {kernel.backend} in {time.perf_counter() - start:.2f} s")
