@@ -49,6 +49,7 @@ TRAIN_PARAMS = {
     "seed": 0,
 }
 N_TREES = 500
+LAKE_FILES = 8
 
 T = TypeVar("T")
 
@@ -127,6 +128,25 @@ def reference_forest(reference_path: Path) -> kernels.Forest:
 def bench_X() -> np.ndarray:
     """The rows every contender scores: ``ROWS`` x 50 float32, 2% NaN, seed 1."""
     return make_features(ROWS, seed=1)
+
+
+@pytest.fixture(scope="session")
+def reference_lake(tmp_path_factory: pytest.TempPathFactory, bench_X: np.ndarray) -> Path:
+    """The benchmark rows plus a ``customer_id`` in 8 hive-partitioned Parquet files
+    (row groups of 65,536 rows): the end-to-end benchmarks' source."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("reference-lake")
+    for i, rows in enumerate(np.array_split(np.arange(bench_X.shape[0]), LAKE_FILES)):
+        columns = {"customer_id": pa.array(rows.astype(np.int64))}
+        for j in range(N_FEATURES):
+            col = bench_X[rows, j]
+            columns[f"f{j}"] = pa.array(col, mask=np.isnan(col))
+        part = root / f"region=r{i}"
+        part.mkdir()
+        pq.write_table(pa.table(columns), part / "part-0.parquet", row_group_size=65_536)
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -256,7 +276,7 @@ def compile_results(pytestconfig: pytest.Config) -> list[dict[str, object]]:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
-    from report import compile_table, markdown_table
+    from report import compile_table, end_to_end_shares, markdown_table
 
     results = config.stash.get(_RESULTS, {})
     compiled = config.stash.get(_COMPILE, [])
@@ -266,6 +286,11 @@ def pytest_terminal_summary(
     if results:
         for line in markdown_table(list(results.values())):
             terminalreporter.write_line(line)
+        shares = end_to_end_shares(list(results.values()))
+        if shares:  # the kernel alone is the faster of its two layouts
+            terminalreporter.write_line("")
+            for line in shares:
+                terminalreporter.write_line(line)
     if compiled:
         terminalreporter.write_line("")
         terminalreporter.write_line("Model file -> ready kernel, fresh process (seconds):")

@@ -39,21 +39,18 @@ from conftest import N_FEATURES
 
 import engine
 
-N_FILES = 8
 
-
-@pytest.fixture(scope="session")
-def reference_lake(tmp_path_factory: pytest.TempPathFactory, bench_X: np.ndarray) -> Path:
-    root = tmp_path_factory.mktemp("reference-lake")
-    for i, rows in enumerate(np.array_split(np.arange(bench_X.shape[0]), N_FILES)):
-        columns = {"customer_id": pa.array(rows.astype(np.int64))}
-        for j in range(N_FEATURES):
-            col = bench_X[rows, j]
-            columns[f"f{j}"] = pa.array(col, mask=np.isnan(col))
-        part = root / f"region=r{i}"
-        part.mkdir()
-        pq.write_table(pa.table(columns), part / "part-0.parquet", row_group_size=65_536)
-    return root
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_kernel_alone(run_contender, checked_kernels, bench_X, layout):
+    """The share's denominator, in the same run: the 2-thread kernel on the whole matrix,
+    row-major (``C``, as the kernel benchmark) and feature-major (``F``, the engine's
+    layout); the share uses the faster."""
+    kernel = checked_kernels[2]
+    X = bench_X if layout == "C" else np.asfortranarray(bench_X)
+    kernel.predict(X[:1000])  # this layout's specialisation, compiled or loaded
+    name = "kernel alone" if layout == "C" else "kernel alone, F"
+    note = "Kernel.predict, " + ("row-major" if layout == "C" else "feature-major")
+    run_contender("end-to-end", name, 2, lambda: kernel.predict(X), note=note)
 
 
 def test_lakescore_end_to_end(run_contender, checked_kernels, reference_path, reference_lake,

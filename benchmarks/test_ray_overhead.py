@@ -2,8 +2,9 @@
 same 2 CPUs, where Ray's extra time goes, and memory as the data grows (issue 5, items 4
 and 7).
 
-Contenders, on ``test_end_to_end``'s lake with its Ray Data contender (imported, so all
-run in one session on the same data) and a private 2-CPU Ray started for the module:
+Contenders, on the benchmarks' reference lake (``conftest.py``) with ``test_end_to_end``'s
+Ray Data contender (imported, so all run in one session on the same data) and a private
+2-CPU Ray started for the module:
 
 - ``lakescore score``: ``engine.score`` with the local executor, 2 threads;
 - ``ray, new actors``: ``engine.score(cluster="ray")``: each run starts 2 actors of 1 CPU,
@@ -38,7 +39,7 @@ import pytest
 # runs of one session on one Ray).
 import test_end_to_end
 from conftest import ROWS, peak_rss_mib, reset_peak_rss
-from test_end_to_end import reference_lake, test_ray_data_xgboost_pipeline  # noqa: F401
+from test_end_to_end import test_ray_data_xgboost_pipeline  # noqa: F401
 
 import cluster
 import engine
@@ -192,7 +193,7 @@ def test_local_and_ray(
     run_contender,
     name: str,
     reference_path: Path,
-    reference_lake: Path,  # noqa: F811 (the imported fixture)
+    reference_lake: Path,
     tmp_path: Path,
 ) -> None:
     sinks = iter(range(1_000_000))
@@ -233,7 +234,7 @@ def _overhead_report() -> None:
 @pytest.mark.usefixtures("local_ray")
 def test_memory_is_flat_as_the_data_grows(
     reference_path: Path,
-    reference_lake: Path,  # noqa: F811 (the imported fixture)
+    reference_lake: Path,
     tmp_path: Path,
 ) -> None:
     """1M and 4M rows through Ray: the driver's and the actors' peak RSS side by side."""
