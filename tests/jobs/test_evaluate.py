@@ -37,7 +37,7 @@ def variant_run(
 
 def write_outcomes(sink: Path, path: Path, rates: dict[str, float], seed: int) -> Path:
     """Outcomes drawn per variant at ``rates``, one event row per id plus duplicates."""
-    scored = read_sink(sink)
+    scored = read_sink(sink).sort_by(ID)  # the same id draws the same outcome in every read
     variant = pc.cast(scored.column("variant"), pa.string()).to_numpy(zero_copy_only=False)
     p = np.vectorize(rates.__getitem__)(variant)
     y = (np.random.default_rng(seed).random(len(p)) < p).astype(np.int8)
