@@ -118,6 +118,10 @@ class Registry:
         _check_name("model name", name)
         model_file = Path(model_file)
         forest = ResolvedModel(str(model_file)).load(trust_pickle=trust_pickle)
+        if reference is not None:  # a variant run judges drift against it: check it now
+            from engine.quality.reference import load_profile
+
+            load_profile(reference)
         data = model_file.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
         blob = f"{name}/blobs/{sha256}"

@@ -11,14 +11,20 @@ from scoring_helpers import ID, error_line, oracle_scores, read_sink, scores_by_
 
 import engine
 from engine.errors import BadInputError
+from engine.quality.reference import Profile
 from engine.registry import REGISTRY_ENV, Registry, resolve_model
 from engine.spec import load_job_file
 
 
 def test_register_stores_schema_and_metadata(model_file: Path, tmp_path: Path) -> None:
     reference = tmp_path / "profile.json"
-    reference.write_text('{"spend_30d": {}}')
+    Profile(meta={"source": "training"}).save(reference)
     registry = Registry(str(tmp_path / "reg"))
+    not_a_profile = tmp_path / "notes.json"
+    not_a_profile.write_text('{"spend_30d": {}}')
+    with pytest.raises(BadInputError, match=r"notes\.json: not a lakescore profile"):
+        registry.register(model_file, "churn", reference=not_a_profile)
+    assert not (tmp_path / "reg").exists()  # nothing written
     doc = registry.register(model_file, "churn", reference=reference, metadata={"owner": "ds"})
     assert doc["version"] == 1
     assert doc["objective"] == "binary:logistic"
@@ -28,9 +34,8 @@ def test_register_stores_schema_and_metadata(model_file: Path, tmp_path: Path) -
     assert doc["metadata"] == {"owner": "ds"}
     stored = tmp_path / "reg" / "churn" / doc["file"]
     assert stored.read_bytes() == model_file.read_bytes()
-    assert (
-        tmp_path / "reg" / "churn" / doc["reference"]["file"]
-    ).read_text() == '{"spend_30d": {}}'
+    stored_reference = tmp_path / "reg" / "churn" / doc["reference"]["file"]
+    assert stored_reference.read_bytes() == reference.read_bytes()
     assert registry.register(model_file, "churn")["version"] == 2
     assert registry.versions("churn") == [1, 2]
     assert registry.names() == ["churn"]
