@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from conftest import ROWS
-from test_end_to_end import reference_lake  # noqa: F401  (a fixture shared with that module)
 
 import engine
 from engine.id_hash import IdHasher
@@ -47,7 +46,7 @@ def test_id_hash_hashlib_loop(run_contender) -> None:
 
 
 def test_lakescore_end_to_end_hash_id(run_contender, checked_kernels, reference_path,
-                                      reference_lake: Path, tmp_path: Path) -> None:  # noqa: F811  # fmt: skip
+                                      reference_lake: Path, tmp_path: Path) -> None:  # fmt: skip
     sinks = iter(range(1_000_000))
 
     def score() -> engine.ScoreResult:

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_end_to_end import reference_lake  # noqa: F401 (a fixture)
 
 import engine
 import engine.coordinator
@@ -30,13 +29,13 @@ _RECORDS: dict[str, list[dict]] = {}  # run records by contender, for the summar
 
 
 @pytest.fixture(scope="module")
-def reference_profile(reference_path, reference_lake, tmp_path_factory) -> Path:  # noqa: F811
+def reference_profile(reference_path, reference_lake, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("quality") / "reference.json"
     build_profile(model=str(reference_path), source=str(reference_lake)).save(path)
     return path
 
 
-def score_rounds(contender, run_contender, reference_path, reference_lake, reference, tmp_path):  # noqa: F811
+def score_rounds(contender, run_contender, reference_path, reference_lake, reference, tmp_path):
     sinks = iter(range(1_000_000))
     records = _RECORDS.setdefault(contender, [])
 
@@ -52,7 +51,7 @@ def score_rounds(contender, run_contender, reference_path, reference_lake, refer
 
 
 def test_end_to_end_with_statistics(
-    run_contender, reference_path, reference_lake, reference_profile, tmp_path  # noqa: F811
+    run_contender, reference_path, reference_lake, reference_profile, tmp_path
 ):  # fmt: skip
     result = score_rounds("lakescore-e2e+stats", run_contender, reference_path, reference_lake,
                           reference_profile, tmp_path)  # fmt: skip
@@ -61,7 +60,7 @@ def test_end_to_end_with_statistics(
 
 
 def test_end_to_end_without_statistics(
-    run_contender, bench_results, reference_path, reference_lake, reference_profile,  # noqa: F811
+    run_contender, bench_results, reference_path, reference_lake, reference_profile,
     tmp_path, monkeypatch, capsys,
 ):  # fmt: skip
     monkeypatch.setattr(engine.coordinator, "profile_spec", lambda *a, **k: None)
