@@ -45,7 +45,7 @@ def test_model_rows(run_contender, checked_kernels, reference_booster, model_row
     else:
         reference_booster.set_param({"nthread": n_threads})
         predict = reference_booster.inplace_predict
-    result = run_contender(f"model-rows:{contender}", n_threads, lambda: predict(X))
+    result = run_contender("capacity", f"model-rows:{contender}", n_threads, lambda: predict(X))
     assert result.shape == (X.shape[0],)
 
 
@@ -64,7 +64,7 @@ def test_batch_sizes(run_contender, checked_kernels, reference_booster, bench_X,
             predict(bench_X[start : start + batch])
         return bench_X.shape[0]
 
-    assert run_contender(f"batch-{batch}:{contender}", 2, score) == bench_X.shape[0]
+    assert run_contender("capacity", f"batch-{batch}:{contender}", 2, score) == bench_X.shape[0]
 
 
 @pytest.mark.parametrize("cold", [True, False], ids=["cold", "cached"])
@@ -88,7 +88,7 @@ def test_capacity_end_to_end(run_contender, benchmark, checked_kernels, referenc
                                    workers=2, work_dir=tmp_path))  # fmt: skip
         return runs[-1]
 
-    e2e = run_contender("capacity-e2e", 2, score)
+    e2e = run_contender("capacity", "capacity-e2e", 2, score)
     assert e2e["rows"] == ROWS and e2e["status"] == "ok"
     best = max(runs, key=lambda r: r["rows_per_s"])
     m = Measured(best["rows_per_s"], best["cores"], best["nodes"], best["stage_seconds"],

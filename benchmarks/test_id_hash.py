@@ -29,7 +29,7 @@ def test_id_hash_kernel(run_contender) -> None:
     ids = pa.array(np.arange(ROWS, dtype=np.int64))
     hasher = IdHasher(SALT.encode())
     hasher.hash(ids[:10])  # compile (or load from Numba's cache) outside the clock
-    hashed = run_contender("id-hash:lakescore", 1, lambda: hasher.hash(ids))
+    hashed = run_contender("id-hash", "lakescore", 1, lambda: hasher.hash(ids))
     assert hashed[ROWS - 1].as_py() == hashlib.sha256(f"{SALT}{ROWS - 1}".encode()).hexdigest()
 
 
@@ -42,7 +42,7 @@ def test_id_hash_hashlib_loop(run_contender) -> None:
             [hashlib.sha256(salt + str(i).encode()).hexdigest() for i in ids.to_pylist()]
         )
 
-    assert run_contender("id-hash:native", 1, per_row).type == pa.string()
+    assert run_contender("id-hash", "native", 1, per_row).type == pa.string()
 
 
 def test_lakescore_end_to_end_hash_id(run_contender, checked_kernels, reference_path,
@@ -55,5 +55,5 @@ def test_lakescore_end_to_end_hash_id(run_contender, checked_kernels, reference_
             id_column="customer_id", workers=2, hash_id_salt=SALT,
         )  # fmt: skip
 
-    result = run_contender("lakescore-e2e-hash-id", 2, score)
+    result = run_contender("end-to-end", "lakescore score, hashed id", 2, score)
     assert result.record["columns_written"][0] == {"name": "customer_id", "type": "string"}

@@ -47,7 +47,7 @@ def score_rounds(contender, run_contender, reference_path, reference_lake, refer
         records.append(result.record)
         return result
 
-    return run_contender(contender, 2, score)
+    return run_contender("quality cost", contender, 2, score)
 
 
 def test_end_to_end_with_statistics(
@@ -67,10 +67,10 @@ def test_end_to_end_without_statistics(
     result = score_rounds("lakescore-e2e-nostats", run_contender, reference_path,
                           reference_lake, reference_profile, tmp_path)  # fmt: skip
     assert result.record["stage_seconds"]["stats"] < 0.01
-    on = bench_results.get((2, "lakescore-e2e+stats"))
+    on = bench_results.get(("quality cost", 2, "lakescore-e2e+stats"))
     if on is None:  # run alone (-k): nothing to compare with
         return
-    off = bench_results[(2, "lakescore-e2e-nostats")]
+    off = bench_results[("quality cost", 2, "lakescore-e2e-nostats")]
     best = min(_RECORDS["lakescore-e2e+stats"], key=lambda r: r["seconds"])
     stages = best["stage_seconds"]
     share = stages["stats"] / sum(stages.values())
