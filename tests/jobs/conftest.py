@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from s3_helpers import bucket, s3_endpoint, s3_env, s3_lake  # noqa: F401 (fixtures, shared)
 from scoring_helpers import ID, read_source, run_cli, train_model, write_lake
+from variant_helpers import challenger_file, registry_root  # noqa: F401 (fixtures, shared)
 
 
 @pytest.fixture(scope="session")

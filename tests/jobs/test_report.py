@@ -31,6 +31,16 @@ from engine.report.html import CSP
 from engine.run_summary import RunSummary
 from engine.spec import JobSpec, load_job_file
 
+#: The plots of a whole run's report with drift (a sink with a reference and history).
+RUN_PLOTS = (
+    "score-distribution",
+    "drift-psi",
+    "feature-distribution",
+    "null-rates",
+    "history-rows",
+    "history-rows-per-second",
+)
+
 
 @pytest.fixture(scope="module")
 def sink(model_file: Path, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -104,14 +114,7 @@ def test_the_report_shows_drift_nulls_and_history(sink: Path, tmp_path: Path) ->
     data = write_report(str(sink), str(out))
     page = out.read_text()
     assert page == render(data)  # the same data, the same bytes
-    for kind in (
-        "score-distribution",
-        "drift-psi",
-        "feature-distribution",
-        "null-rates",
-        "history-rows",
-        "history-rows-per-second",
-    ):
+    for kind in RUN_PLOTS:
         assert f'data-plot="{kind}"' in page, kind
     assert "age: share of rows per reference bin (PSI" in page
     assert (
@@ -308,14 +311,7 @@ def test_reports_render_in_headless_chromium_without_console_errors(
     assert any("Content Security Policy" in line for line in console), console
 
     expected = {
-        sink: [
-            "score-distribution",
-            "drift-psi",
-            "feature-distribution",
-            "null-rates",
-            "history-rows",
-            "history-rows-per-second",
-        ],
+        sink: list(RUN_PLOTS),
         evaluated_variant_run[0]: [
             "score-distribution",
             "null-rates",

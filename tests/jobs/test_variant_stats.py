@@ -15,7 +15,7 @@ import pytest
 from datasketches import kll_floats_sketch
 from scoring_helpers import ID, read_sink, read_source
 from test_engine_quality import shifted_lake
-from variant_helpers import make_registry, train_challenger, variants_job
+from variant_helpers import variants_job
 
 from engine.coordinator import run_job
 from engine.errors import BadInputError
@@ -27,19 +27,6 @@ from engine.stats import ColumnProfile
 from engine.task import TaskResult
 
 VARIANTS = ("champion", "challenger")
-
-
-@pytest.fixture(scope="module")
-def challenger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("challenger") / "challenger.json"
-    train_challenger(path)
-    return path
-
-
-@pytest.fixture
-def registry_root(model_file: Path, challenger_file: Path, tmp_path: Path) -> Path:
-    make_registry(tmp_path / "reg", model_file, challenger_file)
-    return tmp_path / "reg"
 
 
 def sink_scores_by_variant(sink: Path, run_id: str) -> dict[str, np.ndarray]:

@@ -11,25 +11,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from scoring_helpers import ID, oracle_scores, read_sink
-from variant_helpers import challenger_oracle, make_registry, train_challenger, variants_job
+from variant_helpers import challenger_oracle, variants_job
 
 from engine.coordinator import run_job
 from engine.errors import BadInputError
 from engine.spec import load_job_file
 from engine.variants import assign, assignment_units
-
-
-@pytest.fixture(scope="module")
-def challenger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("challenger") / "challenger.json"
-    train_challenger(path)
-    return path
-
-
-@pytest.fixture
-def registry_root(model_file: Path, challenger_file: Path, tmp_path: Path) -> Path:
-    make_registry(tmp_path / "reg", model_file, challenger_file)
-    return tmp_path / "reg"
 
 
 def by_id(table: pa.Table, column: str) -> dict[int, object]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from scoring_helpers import FEATURES, customer_columns, feature_matrix
 
 from engine.registry import Registry
@@ -67,3 +68,17 @@ def variants_job(
         f'challenger = {{ model = "churn@2", weight = {weights[1]} }}\n'
     )
     return job
+
+
+# ---- fixtures (conftest.py imports them for every test module of the folder)
+@pytest.fixture(scope="module")
+def challenger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("challenger") / "challenger.json"
+    train_challenger(path)
+    return path
+
+
+@pytest.fixture
+def registry_root(model_file: Path, challenger_file: Path, tmp_path: Path) -> Path:
+    make_registry(tmp_path / "reg", model_file, challenger_file)
+    return tmp_path / "reg"
