@@ -87,27 +87,21 @@ def run_bench(opts: BenchOptions, forest: kernels.Forest) -> dict[str, Any]:
         default_batch=opts.default_batch,
         seconds=opts.seconds,
     )
-    e2e = run_end_to_end(
-        opts.model,
-        forest,
-        X,
-        rows=opts.e2e_rows,
-        backend=opts.e2e_backend,
-        workers=opts.workers,
-        trust_pickle=opts.trust_pickle,
-    )
-    e2e_cluster = None
-    if opts.cluster:
-        e2e_cluster = run_end_to_end(
+
+    def end_to_end(cluster: str) -> dict[str, Any]:
+        return run_end_to_end(
             opts.model,
             forest,
             X,
             rows=opts.e2e_rows,
-            cluster=opts.cluster,
+            cluster=cluster,
             backend=opts.e2e_backend,
             workers=opts.workers,
             trust_pickle=opts.trust_pickle,
         )
+
+    e2e = end_to_end("local")
+    e2e_cluster = end_to_end(opts.cluster) if opts.cluster else None
     gpu = [m.rows_per_s for m in measurements if m.contender == "cuda"]
     plan = None
     if opts.plan is not None:
