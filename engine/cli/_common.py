@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import BadInputError
 
@@ -121,6 +121,32 @@ def parse_columns(pairs: list[str]) -> dict[str, str]:
             raise BadInputError(f"--column {pair!r}: expected FEATURE=COLUMN")
         mapping[feature] = column
     return mapping
+
+
+def job_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``JobSpec`` fields of :func:`add_job_flags`'s flags (``score`` and ``assess``):
+    files resolved against the working directory, as a job file's are against its own."""
+    from pathlib import Path
+
+    from engine.registry import resolve_model_value
+    from engine.spec import resolve_path
+
+    cwd = Path.cwd()  # the run record names files absolutely
+    return dict(
+        model=resolve_model_value(args.model, cwd),  # a path, s3:// or NAME@ALIAS
+        source=resolve_path(args.source, cwd),
+        sink=resolve_path(args.sink, cwd) if args.sink is not None else "",  # optional: assess
+        id_column=args.id_column,
+        columns=parse_columns(args.columns),
+        backend=args.backend,
+        cluster=args.cluster,
+        batch_rows=args.batch_rows,
+        workers=args.workers,
+        trust_pickle=args.trust_pickle,
+        registry=resolve_path(args.registry, cwd) if args.registry else None,
+        source_version=args.source_version,
+        source_timestamp=args.source_timestamp,
+    )
 
 
 def print_summary(result: ScoreResult, as_json: bool) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.cli._common import add_job_flags, parse_columns
+from engine.cli._common import add_job_flags, job_spec_fields
 from engine.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -45,25 +44,9 @@ def add_assess_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
-    from engine.registry import resolve_model_value
-    from engine.spec import JobSpec, resolve_path
+    from engine.spec import JobSpec
 
-    cwd = Path.cwd()
-    spec = JobSpec(
-        model=resolve_model_value(args.model, cwd),  # a path, s3:// or NAME@ALIAS
-        source=resolve_path(args.source, cwd),
-        sink=resolve_path(args.sink, cwd) if args.sink else "",
-        id_column=args.id_column,
-        columns=parse_columns(args.columns),
-        backend=args.backend,
-        cluster=args.cluster,
-        batch_rows=args.batch_rows,
-        workers=args.workers,
-        trust_pickle=args.trust_pickle,
-        registry=resolve_path(args.registry, cwd) if args.registry else None,
-        source_version=args.source_version,
-        source_timestamp=args.source_timestamp,
-    )
+    spec = JobSpec(**job_spec_fields(args))
     return dry_run(spec, args, with_sink=bool(args.sink))
 
 

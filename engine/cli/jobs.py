@@ -12,7 +12,7 @@ from engine.cli._common import (
     add_job_flags,
     add_metrics_flag,
     add_registry_flag,
-    parse_columns,
+    job_spec_fields,
     print_summary,
     show_progress,
 )
@@ -95,30 +95,17 @@ def add_dry_run_flag(p: argparse.ArgumentParser) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from engine.coordinator import run_job
-    from engine.registry import resolve_model_value
     from engine.spec import JobSpec, resolve_path
 
-    cwd = Path.cwd()  # the run record names files absolutely, like a job file's
+    cwd = Path.cwd()
     spec = JobSpec(
-        model=resolve_model_value(args.model, cwd),
-        source=resolve_path(args.source, cwd),
-        sink=resolve_path(args.sink, cwd),
-        id_column=args.id_column,
-        columns=parse_columns(args.columns),
-        backend=args.backend,
-        cluster=args.cluster,
+        **job_spec_fields(args),
         format=args.format,
         run_id=args.run_id,
-        batch_rows=args.batch_rows,
-        workers=args.workers,
-        trust_pickle=args.trust_pickle,
-        source_version=args.source_version,
-        source_timestamp=args.source_timestamp,
         filter=args.filter,
         partition_by=args.partition_by,
         overwrite_partition=args.overwrite_partition,
         metrics_file=resolve_path(args.metrics_file, cwd) if args.metrics_file else None,
-        registry=resolve_path(args.registry, cwd) if args.registry else None,
         reference=resolve_path(args.reference, cwd) if args.reference else None,
         keep=parse_keep(args.keep),
         hash_id_salt=args.hash_id_salt,
