@@ -16,6 +16,11 @@ Run with ``pytest benchmarks`` (``testpaths`` keeps plain ``pytest`` away from h
 
 from __future__ import annotations
 
+# As in ``lakescore``: engine's first import sets Arrow's allocator (cluster.arrow_allocator)
+# before XGBoost loads pyarrow; every contender in this process runs with it.
+import engine  # noqa: F401
+
+# isort: split
 import hashlib
 import json
 import os

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster import ray_standing
+from cluster.arrow_allocator import allocator_env
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
 from cluster.ray_actor import actor_class
 
@@ -271,12 +272,13 @@ class RayExecutor(BaseExecutor):
         # The environment is set by the actor itself before it imports anything (not as a
         # runtime_env: one of those keeps Ray from handing the actor a worker process it
         # started ahead, and a process start is most of an actor's start-up).
+        env = allocator_env()
         options: dict[str, dict[str, Any]] = {
-            "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus)))}},
+            "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus))), **env}},
             "gpu": {
                 "num_cpus": gpu_cpus,
                 "num_gpus": self.gpus_per_actor,
-                "env": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **self.gpu_env},
+                "env": {"NUMBA_NUM_THREADS": str(max(1, int(gpu_cpus))), **env, **self.gpu_env},
             },
         }
         keys = {device: repr(sorted(opts.items())) for device, opts in options.items()}

@@ -278,7 +278,9 @@ class ScoringWorker:
             },
         )
         if cfg.write:
-            atomic_write_json(Path(cfg.tasks_dir) / f"{task.task_id}.json", result.to_json())
+            # compact: a record carries the task's profiles (about 130 kB for 50 features)
+            record = Path(cfg.tasks_dir) / f"{task.task_id}.json"
+            atomic_write_json(record, result.to_json(), readable=False)
         return result
 
     def _output_table(

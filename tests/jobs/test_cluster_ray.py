@@ -40,6 +40,7 @@ import cluster  # noqa: E402
 import engine  # noqa: E402
 from cluster import TaskFailed, make_executor  # noqa: E402
 from cluster import ray_executor as ray_executor_module  # noqa: E402
+from cluster.arrow_allocator import allocator_env  # noqa: E402
 from cluster.ray_executor import RayExecutor  # noqa: E402
 from engine.coordinator import run_job  # noqa: E402
 from engine.errors import BadInputError  # noqa: E402
@@ -73,7 +74,8 @@ def local_ray(private_model_cache: Path) -> Iterator[str]:
 @dataclass(frozen=True)
 class Probe:
     """A worker factory whose workers leave files in ``root``: ``factory-<pid>-*`` per
-    factory call (holding the actor's ``NUMBA_NUM_THREADS``), ``started-<task>-*`` and
+    factory call (holding the actor's ``NUMBA_NUM_THREADS`` and ``MIMALLOC_PURGE_DELAY``),
+    ``started-<task>-*`` and
     ``finished-<task>-*`` per task. The worker raises on ``fail_on``, and kills its own
     process on ``crash_on`` (the first time only, unless ``crash_always``). The first
     actor to build a worker is slow when ``slow_seconds`` is set."""
@@ -88,7 +90,8 @@ class Probe:
     def __call__(self):
         pid = os.getpid()
         threads = os.environ.get("NUMBA_NUM_THREADS", "unset")
-        Path(self.root, f"factory-{pid}-{uuid.uuid4().hex}").write_text(threads)
+        purge = os.environ.get("MIMALLOC_PURGE_DELAY", "unset")
+        Path(self.root, f"factory-{pid}-{uuid.uuid4().hex}").write_text(f"{threads} {purge}")
         seconds = self.seconds
         if self.slow_seconds:
             try:  # the first actor to get here is the slow one
@@ -141,8 +144,9 @@ def test_every_task_once_bounded_and_the_faster_actor_takes_more(tmp_path: Path)
     factory_calls = files(tmp_path, "factory")
     assert len(factory_calls) == 2  # ...and each built its worker once
     assert {int(name.split("-")[1]) for name in factory_calls} == pids
-    threads = {(tmp_path / name).read_text() for name in factory_calls}
-    assert threads == {"1"}  # a kernel uses the CPU its actor reserved, not the machine
+    env = {(tmp_path / name).read_text() for name in factory_calls}
+    # a kernel uses the CPU its actor reserved, not the machine; Arrow keeps freed pages
+    assert env == {f"1 {allocator_env()['MIMALLOC_PURGE_DELAY']}"}
     slow_pid = int((tmp_path / "slow-actor").read_text())
     by_pid = {pid: sum(r[2] == pid for r in results) for pid in pids}
     fast = by_pid[(pids - {slow_pid}).pop()]
