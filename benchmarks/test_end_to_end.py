@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import N_FEATURES
+from conftest import N_FEATURES, ROUNDS
 
 import engine
 
@@ -73,6 +74,47 @@ def test_lakescore_end_to_end(run_contender, checked_kernels, reference_path, re
         .sort_by("customer_id")
     )
     np.testing.assert_allclose(table["score"].to_numpy(), kernel_result, atol=1e-6)
+
+
+def test_share_in_alternating_rounds(benchmark, checked_kernels, reference_path, reference_lake,
+                                     tmp_path, bench_X, capsys):  # fmt: skip
+    """The share again, robust to a shared machine whose speed drifts by 20-30% over a
+    minute (seen here): ``ROUNDS`` pairs, each the kernel alone (the faster of its two
+    layouts) right before one ``engine.score`` run, and the share taken per pair. Prints
+    the median pair's share and every pair's, in wall and in CPU seconds."""
+    kernel = checked_kernels[2]
+    layouts = (bench_X, np.asfortranarray(bench_X))
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[float, float, float, float]] = []  # kernel wall, CPU; e2e wall, CPU
+
+    def timed(fn) -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - start, time.process_time() - start_cpu
+
+    def score() -> None:
+        engine.score(
+            model=reference_path, source=reference_lake, sink=tmp_path / f"s{next(sinks)}",
+            id_column="customer_id", workers=2,
+        )  # fmt: skip
+
+    def alternate() -> None:
+        for X in layouts:
+            kernel.predict(X[:1000])
+        score()  # warm: the first run loads the kernel and imports the pipeline's modules
+        for _ in range(max(ROUNDS, 3)):
+            alone = min((timed(lambda X=X: kernel.predict(X)) for X in layouts), key=min)
+            pairs.append((*alone, *timed(score)))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    wall = sorted(k / e for k, _, e, _ in pairs)
+    cpu = sorted(k / e for _, k, _, e in pairs)
+    with capsys.disabled():
+        print(
+            f"\nshare of the kernel alone in {len(pairs)} alternating pairs: median "
+            f"{wall[len(wall) // 2]:.2f} wall ({', '.join(f'{x:.2f}' for x in wall)}), "
+            f"{cpu[len(cpu) // 2]:.2f} CPU ({', '.join(f'{x:.2f}' for x in cpu)})"
+        )
 
 
 def test_pyarrow_xgboost_pipeline(run_contender, reference_booster, reference_lake, tmp_path):

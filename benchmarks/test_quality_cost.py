@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import ROUNDS
 
 import engine
 import engine.coordinator
@@ -82,6 +83,57 @@ def test_end_to_end_without_statistics(
             f"worker stage time ({share:.1%}); end to end best of rounds "
             f"{min(on.seconds):.2f} s with stats vs {min(off.seconds):.2f} s without "
             f"({overhead:+.1%})"
+        )
+
+
+def test_cost_in_alternating_rounds(
+    benchmark, reference_path, reference_lake, reference_profile, tmp_path, monkeypatch, capsys
+):  # fmt: skip
+    """The cost again, robust to a shared machine whose speed drifts over a minute:
+    ``ROUNDS`` pairs of one run with statistics and one without, back to back (which goes
+    first alternates), the cost taken per pair; prints the median pair's and every pair's
+    extra wall and CPU seconds, as shares, and the CPU the statistics' own code took (the
+    run record's ``stage_cpu_seconds["stats"]`` and ``quality_cpu_seconds``) as a share of
+    the run's CPU: a ratio within one run, which a machine's drift cannot skew."""
+    real = engine.coordinator.profile_spec
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[float, float, float, float]] = []  # with: wall, CPU; without: wall, CPU
+    accounted: list[float] = []  # statistics' own CPU seconds over the run's, per run with
+
+    def run(stats: bool) -> tuple[float, float]:
+        spec = real if stats else (lambda *a, **k: None)
+        monkeypatch.setattr(engine.coordinator, "profile_spec", spec)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        record = engine.score(
+            model=reference_path, source=reference_lake, sink=tmp_path / f"s{next(sinks)}",
+            id_column="customer_id", workers=2, reference=str(reference_profile),
+        ).record  # fmt: skip
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        if stats:  # the workers' stats stage and the driver's merge, drift, checks, tables
+            own = record["stage_cpu_seconds"]["stats"] + record["quality_cpu_seconds"]
+            accounted.append(own / cpu)
+        return wall, cpu
+
+    def alternate() -> None:
+        run(True), run(False)  # warm both paths
+        accounted.clear()
+        for k in range(max(ROUNDS, 3)):
+            first = k % 2 == 0
+            a = run(first)
+            b = run(not first)
+            on, off = (a, b) if first else (b, a)
+            pairs.append((*on, *off))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    wall = sorted(on / off - 1 for on, _, off, _ in pairs)
+    cpu = sorted(on / off - 1 for _, on, _, off in pairs)
+    with capsys.disabled():
+        print(
+            f"\nquality statistics in {len(pairs)} alternating pairs: median "
+            f"{wall[len(wall) // 2]:+.1%} wall ({', '.join(f'{x:+.1%}' for x in wall)}), "
+            f"{cpu[len(cpu) // 2]:+.1%} CPU ({', '.join(f'{x:+.1%}' for x in cpu)}); "
+            f"statistics' own CPU (stage_cpu_seconds.stats + quality_cpu_seconds) "
+            f"{sorted(accounted)[len(accounted) // 2]:.1%} of the run's CPU (median)"
         )
 
 

@@ -345,7 +345,7 @@ def _run_job(
                 raise ExecutionError(f"task {exc.task.task_id} failed: {cause}") from cause
             finally:
                 bar.close()
-            quality_started = time.perf_counter()
+            quality_started = time.perf_counter(), time.thread_time()
             profile = merge_profiles(r.profile for r in results.values())
             record = _record(
                 record_base, tasks, results, started, "ok", resumed=len(finished), profile=profile
@@ -388,7 +388,8 @@ def _run_job(
             # Delta readers skip "_" folders); an s3:// sink uploads them there.
             stage_quality(staging.quality_dir, record, profile, judgement, features)
             # The driver's share of the statistics' cost (merge, drift, checks, tables).
-            record["quality_seconds"] = round(time.perf_counter() - quality_started, 3)
+            record["quality_seconds"] = round(time.perf_counter() - quality_started[0], 3)
+            record["quality_cpu_seconds"] = round(time.thread_time() - quality_started[1], 3)
             parts = {p for t in tasks for p in results[t.task_id].part_paths()}
             staging.commit(parts, record)
             outcome.update(record)
@@ -408,9 +409,12 @@ def _record(
 ) -> dict[str, Any]:
     scores = profile.scores if profile is not None else {}
     stage_seconds: dict[str, float] = {}
+    stage_cpu_seconds: dict[str, float] = {}
     for r in results.values():
         for stage, s in r.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
+        for stage, s in r.cpu_seconds.items():
+            stage_cpu_seconds[stage] = stage_cpu_seconds.get(stage, 0.0) + s
     seconds = time.perf_counter() - started
     rows = sum(r.rows for r in results.values())
     record = {
@@ -423,6 +427,8 @@ def _record(
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+        # CPU of the thread that ran each stage (not the kernel's helper threads)
+        "stage_cpu_seconds": {k: round(v, 3) for k, v in sorted(stage_cpu_seconds.items())},
         "tasks_by_backend": dict(Counter(r.backend for r in results.values() if r.backend)),
         "stats": {
             name: p.moments.to_dict() for name, p in sorted(scores.items()) if p.kind != "string"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -54,7 +56,11 @@ class FeatureMatrixBuilder:
         #: the feature-major matrix of the last build
         self._buffer = np.empty((len(columns), 0), dtype=np.float32)
 
-    def build(self, batch: pa.RecordBatch) -> np.ndarray:
+    def build(
+        self, batch: pa.RecordBatch, each: Callable[[int, np.ndarray, int], None] | None = None
+    ) -> np.ndarray:
+        """The batch's (rows, features) matrix; ``each(j, column, nulls)`` is called with
+        every feature column right after it is filled (while it is in cache)."""
         n, width = batch.num_rows, len(self.columns)
         k = self._turn
         self._turn = (k + 1) % len(self._slots)
@@ -64,7 +70,10 @@ class FeatureMatrixBuilder:
         # transposed view stays F-contiguous and the kernel never copies it.
         buffer = self._slots[k][: width * n].reshape(width, n)
         for j, name in enumerate(self.columns):
-            fill_float32(buffer[j], batch.column(name))
+            column = batch.column(name)
+            fill_float32(buffer[j], column)
+            if each is not None:
+                each(j, buffer[j], column.null_count)
         self._buffer = buffer
         return buffer.T
 

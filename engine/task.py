@@ -82,12 +82,47 @@ class WorkerConfig:
     storage: Storage | None = None
 
 
+STAGES = ("read", "features", "kernel", "write", "stats")
+
+
+class StageClock:
+    """Wall and CPU seconds per stage, for one thread: :meth:`start`, then :meth:`lap`
+    after each stage charges the time since the last mark to it."""
+
+    def __init__(self) -> None:
+        self.wall = dict.fromkeys(STAGES, 0.0)
+        self.cpu = dict.fromkeys(STAGES, 0.0)
+        self._mark = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._mark = (time.perf_counter(), time.thread_time())
+
+    def lap(self, stage: str) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.wall[stage] += wall - self._mark[0]
+        self.cpu[stage] += cpu - self._mark[1]
+        self._mark = (wall, cpu)
+
+    @staticmethod
+    def total(*clocks: StageClock) -> tuple[dict[str, float], dict[str, float]]:
+        """Wall and CPU seconds per stage over ``clocks`` (rounded to microseconds)."""
+        return tuple(  # type: ignore[return-value]
+            {s: round(sum(getattr(c, kind)[s] for c in clocks), 6) for s in STAGES}
+            for kind in ("wall", "cpu")
+        )
+
+
 @dataclass
 class TaskResult:
     task_id: str
     rows: int
     part: str
+    #: wall seconds per stage (read, features, kernel, write, stats), summed over the
+    #: task's threads
     seconds: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds per stage, of the thread that ran it (the kernel's helper threads, which
+    #: score beside the task's own thread, are not counted)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
     backend: str = ""
     #: where it ran: the host's name and the worker process id
@@ -155,10 +190,8 @@ class ScoringWorker:
 
     def __call__(self, task: ScoreTask) -> TaskResult:
         cfg = self.config
-        seconds = {"read": 0.0, "features": 0.0, "kernel": 0.0, "write": 0.0, "stats": 0.0}
-        # Each stage thread adds to its own dict (summed at the end): no shared counters.
-        read_seconds = {"read": 0.0, "features": 0.0, "stats": 0.0}
-        write_seconds = {"write": 0.0}
+        # Each stage thread keeps its own clock (summed at the end): no shared counters.
+        main, read_clock, write_clock = StageClock(), StageClock(), StageClock()
         profiler = TaskProfiler(cfg.profile) if cfg.profile is not None else None
         feature_columns = list(cfg.feature_columns)
         # A matrix is scored while the next one is built and one waits (READ_AHEAD)
@@ -181,32 +214,37 @@ class ScoringWorker:
         ]
         columns = list(dict.fromkeys([*cfg.feature_columns, *ids, *extra]))
 
+        def profile_column(j: int, values: np.ndarray, nulls: int) -> None:
+            read_clock.lap("features")  # building column j
+            profiler.add_feature_column(j, values, nulls)  # type: ignore[union-attr]
+            read_clock.lap("stats")
+
         def prepared() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
             """Read-ahead thread: decode, build the matrix, profile the features."""
             batches = _read_batches(task, columns, cfg.batch_rows, cfg.storage)
             try:
                 while True:
-                    t0 = time.perf_counter()
+                    read_clock.start()
                     batch = next(batches, None)
-                    t1 = time.perf_counter()
-                    read_seconds["read"] += t1 - t0
+                    read_clock.lap("read")
                     if batch is None:
                         return
-                    X = builder.build(batch)
-                    t2 = time.perf_counter()
-                    if profiler is not None:  # the matrix the kernel reads: no second pass
-                        profiler.add_features(X, [batch.column(c) for c in feature_columns])
-                    read_seconds["features"] += t2 - t1
-                    read_seconds["stats"] += time.perf_counter() - t2
+                    if profiler is None:
+                        X = builder.build(batch)
+                        read_clock.lap("features")
+                    else:  # each column profiled as soon as it is built (in cache)
+                        X = builder.build(batch, profile_column)
+                        profiler.end_feature_batch(batch.num_rows)
+                        read_clock.lap("features")
                     yield batch, X
             finally:
                 batches.close()
 
         def write(item: tuple[pa.Table, pa.RecordBatch]) -> None:
             """Write-behind thread: encode and write one batch's output rows."""
-            t0 = time.perf_counter()
+            write_clock.start()
             writers.write(*item)
-            write_seconds["write"] += time.perf_counter() - t0
+            write_clock.lap("write")
 
         rows = 0
         which = None  # each row's variant index, in a variant run
@@ -215,16 +253,16 @@ class ScoringWorker:
         writer = WriteBehind(write, depth=WRITE_BEHIND, name="lakescore-write")
         try:
             for batch, X in reader:
-                t2 = time.perf_counter()
+                main.start()
                 if self.variants is None:
                     scores = score_batch(self.kernel, X)
                 else:
                     scores, which = self.variants.score(batch, X)
-                t3 = time.perf_counter()
+                main.lap("kernel")
                 if cfg.write:  # the partition columns only: the batch's memory goes now
                     table = self._output_table(task, batch, scores, rows)
                     writer.put((table, batch.select(partition_source)))
-                t4 = time.perf_counter()
+                    main.lap("write")
                 if profiler is not None:
                     # variant and model_version are Arrow columns: profiled per variant
                     profiler.add_scores(
@@ -233,30 +271,29 @@ class ScoringWorker:
                     if self.variants is not None:  # each variant's acting score apart
                         names = self.variants.config.names
                         profiler.add_variants(names, which, scores["score"])
-                t5 = time.perf_counter()
-                seconds["kernel"] += t3 - t2
-                seconds["write"] += t4 - t3
-                seconds["stats"] += t5 - t4
+                    main.lap("stats")
                 rows += batch.num_rows
+            main.start()
             writer.finish()
             if cfg.write:  # a profile-only run writes no part
                 parts = writers.finish(lambda: self._output_schema(task))
+            main.lap("write")
         finally:
             reader.close()
             writer.close()
             writers.abort()
-        for stage, value in (*read_seconds.items(), *write_seconds.items()):
-            seconds[stage] += value
         if rows != task.num_rows and task.filter is None:
             raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
-        t0 = time.perf_counter()
+        main.start()
         profile = _profile_docs(profiler)  # sketches serialised: part of the stats stage
-        seconds["stats"] += time.perf_counter() - t0
+        main.lap("stats")
+        seconds, cpu_seconds = StageClock.total(main, read_clock, write_clock)
         result = TaskResult(
             task_id=task.task_id,
             rows=rows,
             part=parts[0] if parts else "",
-            seconds={k: round(v, 6) for k, v in seconds.items()},
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
             profile=profile,
             backend=self.kernel.backend,
             node=socket.gethostname(),

@@ -18,8 +18,8 @@ def test_batches_never_exceed_batch_rows(model_file: Path, lake: Path, tmp_path:
     lock = threading.Lock()
     build = engine.features.FeatureMatrixBuilder.build
 
-    def spy(self, batch):
-        out = build(self, batch)
+    def spy(self, batch, each=None):
+        out = build(self, batch, each)
         with lock:
             built.append(batch.num_rows)
             buffers.append(self._buffer.size // len(self.columns))
