@@ -273,8 +273,8 @@ class ScoringWorker:
                         profiler.add_variants(names, which, scores["score"])
                     main.lap("stats")
                 rows += batch.num_rows
+            writer.finish()  # (waiting for the write-behind thread: not a stage of its own)
             main.start()
-            writer.finish()
             if cfg.write:  # a profile-only run writes no part
                 parts = writers.finish(lambda: self._output_schema(task))
             main.lap("write")

@@ -43,6 +43,11 @@ def test_first_run_has_no_reference_and_the_next_run_no_drift(model_file, lake, 
     (drift_check,) = [c for c in first.record["checks"] if c["name"] == "drift"]
     assert "no reference" in drift_check["detail"]
     assert first.record["stage_seconds"]["stats"] > 0
+    cpu = first.record["stage_cpu_seconds"]  # CPU of each stage's own thread
+    assert set(cpu) == {"read", "features", "kernel", "write", "stats"}
+    assert cpu["stats"] > 0 and all(v >= 0 for v in cpu.values())
+    assert cpu["stats"] <= first.record["stage_seconds"]["stats"] + 0.01  # CPU within wall
+    assert first.record["quality_cpu_seconds"] >= 0
 
     second = score(model_file, lake, sink, id_column=ID)
     assert second.record["reference"] == f"run:{first.run_id}"
