@@ -232,9 +232,11 @@ class VariantPlan:
         doc += [[v.name, v.weight, f.sha256] for v, f in pairs]
         return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
-    def compile(self, backend: str) -> list[kernels.Kernel]:
+    def compile(self, backend: str, n_threads: int | None = None) -> list[kernels.Kernel]:
         try:
-            return [kernels.compile_model(f, backend=backend) for f in self.forests]
+            return [
+                kernels.compile_model(f, backend=backend, n_threads=n_threads) for f in self.forests
+            ]
         except kernels.KernelError as exc:
             raise BadInputError(str(exc)) from None
 

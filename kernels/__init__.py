@@ -3,6 +3,7 @@
 ``kernels`` imports nothing from ``engine`` or ``cluster``.
 """
 
+from kernels._threads import default_threads
 from kernels.compile import BACKENDS, available_backends, compile_model
 from kernels.errors import (
     BackendUnavailableError,
@@ -28,5 +29,6 @@ __all__ = [
     "UntrustedModelError",
     "available_backends",
     "compile_model",
+    "default_threads",
     "load_model",
 ]
