@@ -135,3 +135,15 @@ def test_make_executor() -> None:
         make_executor("ray://nowhere")
     with pytest.raises(ValueError):
         LocalExecutor(threads=0)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads"), [(2, 2, 1), (8, 2, 4), (8, 3, 2), (2, 8, 1), (4, 1, 4)]
+)
+def test_each_local_task_gets_its_share_of_the_cores(monkeypatch, cores, workers, threads) -> None:
+    """The local executor's tasks run at once: their kernel calls split the cores (never
+    more kernel threads than cores, never none)."""
+    from engine.coordinator import local_kernel_threads
+
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(cores))  # the cores kernels may use
+    assert local_kernel_threads(workers) == threads
