@@ -86,6 +86,8 @@ class Probe:
     fail_on: int = NO_TASK
     crash_on: int = NO_TASK
     crash_always: bool = False
+    #: each task first waits (up to a minute) until this many workers were built
+    wait_for_workers: int = 0
 
     def __call__(self):
         pid = os.getpid()
@@ -103,6 +105,11 @@ class Probe:
         return functools.partial(self.work, pid, seconds)
 
     def work(self, pid: int, seconds: float, task: int) -> tuple[str, int, int]:
+        deadline = time.monotonic() + 60
+        while len(files(Path(self.root), "factory")) < self.wait_for_workers:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         Path(self.root, f"started-{task}-{uuid.uuid4().hex}").touch()
         if task == self.fail_on:
             raise ValueError(f"bad task {task}")
@@ -450,9 +457,11 @@ def test_standing_actors_serve_the_next_run_and_go_with_the_block(tmp_path: Path
 
 def test_each_actor_reports_its_work_cpu_and_memory(tmp_path: Path) -> None:
     executor = RayExecutor(num_actors=2)
-    results = list(executor.execute(Probe(str(tmp_path)), range(8)))
+    # Tasks wait for both workers: one actor cannot finish them all before the other starts
+    results = list(executor.execute(Probe(str(tmp_path), wait_for_workers=2), range(8)))
     by_actor = executor.stats.extra["actor_stats"]
     assert sorted(doc["pid"] for doc in by_actor.values()) == sorted({r[2] for r in results})
+    assert len(by_actor) == 2
     assert sum(doc["tasks"] for doc in by_actor.values()) == 8
     for key, doc in by_actor.items():
         assert key == f"{doc['node']}:{doc['pid']}" and doc["node"]
