@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -61,7 +62,24 @@ def test_read_ahead_close_stops_a_blocked_producer_and_closes_its_generator():
     assert next(iter(reader)) == 0
     reader.close()
     assert closed.is_set()
-    assert not reader._thread.is_alive()
+    assert not reader.running
+
+
+def test_stages_borrow_long_lived_threads():
+    """A stage runs in a thread an earlier stage gave back (allocators keep per-thread
+    heaps warm), and under the stage's own name while it runs."""
+
+    def where() -> Iterator[tuple[int, str]]:
+        yield threading.get_ident(), threading.current_thread().name
+
+    with ReadAhead(where(), name="first") as reader:
+        ((first, name),) = list(reader)
+    assert name == "first"
+    written: list[tuple[int, str]] = []
+    writer = WriteBehind(lambda _: written.append(next(where())), name="second")
+    writer.put(None)
+    writer.finish()
+    assert written == [(first, "second")]
 
 
 def test_write_behind_writes_in_order_and_raises_a_failure_on_finish():
@@ -100,7 +118,7 @@ def test_write_behind_close_drops_what_is_queued():
         writer.put(i)
     release.set()
     writer.close()
-    assert not writer._thread.is_alive()
+    assert not writer.running
     assert written in ([0], [0, 1], [0, 1, 2])  # the running write ends; the rest may drop
 
 
