@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from engine._native import fill_masked
 
 #: Arrow types whose values buffer is read directly (one pass, no Arrow temporaries).
 _DIRECT = {pa.float32(): np.float32, pa.float64(): np.float64}
@@ -96,18 +97,8 @@ def fill_float32(out: np.ndarray, arr: pa.Array | pa.ChunkedArray) -> None:
     if validity is None or arr.null_count == 0:
         out[:] = values  # numpy casts float64 to float32 as Arrow does (nearest)
         return
-    _fill_masked(out, values, np.frombuffer(validity, dtype=np.uint8), arr.offset)
-
-
-@numba.njit(nogil=True, cache=True, boundscheck=False)
-def _fill_masked(out, values, validity, offset):
-    """``out[i] = values[i]`` where Arrow's validity bit ``offset + i`` is set, else NaN:
-    one branch-free pass (no filled temporary, no second pass over the column)."""
-    nan = np.float32(np.nan)
-    for i in range(out.shape[0]):
-        k = i + offset
-        valid = (validity[k >> 3] >> (k & 7)) & 1
-        out[i] = np.float32(values[i]) if valid else nan
+    # one branch-free pass: no filled temporary, no second pass over the column
+    fill_masked(out, values, np.frombuffer(validity, dtype=np.uint8), arr.offset)
 
 
 def column_as_float32(arr: pa.Array) -> np.ndarray:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.compute as pc
 
 from engine.errors import BadInputError
 
@@ -286,8 +286,8 @@ def _compare(text: str, op: str, literal: Literal) -> bool:
         return False
 
 
-def to_arrow(expr: Expr) -> ds.Expression:
-    """The ``pyarrow.dataset`` expression of ``expr``."""
+def to_arrow(expr: Expr) -> pc.Expression:
+    """The Arrow expression of ``expr`` (what ``pyarrow.dataset`` scanners filter with)."""
     if isinstance(expr, BoolOp):
         out = to_arrow(expr.items[0])
         for item in expr.items[1:]:
@@ -295,7 +295,7 @@ def to_arrow(expr: Expr) -> ds.Expression:
         return out
     if isinstance(expr, Not):
         return ~to_arrow(expr.item)
-    field = ds.field(expr.column)
+    field = pc.field(expr.column)
     if isinstance(expr, IsNull):
         test = field.is_null()
         return ~test if expr.negated else test

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from engine.errors import BadInputError
-from engine.id_hash import IdHasher, hashable
 
 if TYPE_CHECKING:
     import kernels
+    from engine.id_hash import IdHasher
     from engine.source import SourceFile
     from engine.spec import JobSpec
 
@@ -57,6 +57,8 @@ class OutputColumns:
         if self.hash_salt is None:
             return ids
         if not self._hasher:  # built once per worker (the salt's blocks are precomputed)
+            from engine.id_hash import IdHasher  # Numba: only for jobs that hash ids
+
             self._hasher.append(IdHasher(self.hash_salt))
         return self._hasher[0].hash(ids)
 
@@ -153,6 +155,8 @@ def plan_outputs(
                      pa.field(LOCATOR_COLUMNS[1], pa.int64())]  # fmt: skip
     trailing = [pa.field(RUN_ID_COLUMN, pa.dictionary(pa.int32(), pa.string()))]
     salt = resolve_salt(spec)
+    if salt is not None:
+        from engine.id_hash import hashable  # Numba: only for jobs that hash ids
     id_names = tuple(f.name for f in id_fields)
     if salt is not None and spec.id_column is None:
         raise BadInputError("hash_id_salt: the job has no id_column to hash")

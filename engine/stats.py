@@ -173,7 +173,7 @@ class ColumnProfile:
         if self.categories is not None:
             return float(len(self.categories))
         if self.hll is not None:
-            from engine.quality._pass import hll_estimate
+            from engine.quality.pass_constants import hll_estimate
 
             return float(hll_estimate(self.hll))
         return None

@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import kernels
-from engine._blake2b import digest_bytes, digest_integers
 from engine.errors import BadInputError
 from engine.quality.variant_drift import RegisteredReference
 from engine.registry import ResolvedModel, registry_location, resolve_model, resolve_model_value
@@ -135,6 +134,8 @@ def _digests(ids: pa.Array, column: str, prefix: bytes) -> np.ndarray:
         ids = ids.dictionary_decode()
     if ids.null_count:
         raise BadInputError(f"id column {column}: {ids.null_count} null id(s); variants need ids")
+    from engine._blake2b import digest_bytes, digest_integers  # Numba: variant runs only
+
     t = ids.type
     head = np.frombuffer(prefix, dtype=np.uint8)
     if pa.types.is_integer(t) and t != pa.uint64():

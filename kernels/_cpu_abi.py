@@ -11,19 +11,9 @@ the scratch buffers of one call.
 
 from __future__ import annotations
 
-import numpy as np
+from kernels.native import POINTER_DTYPES, SCALARS
 
-#: kind -> numpy dtype of a pointer argument; ``i64``/``u64`` are scalars
-POINTER_DTYPES = {
-    "f32*": np.float32,
-    "f64*": np.float64,
-    "i32*": np.int32,
-    "i64*": np.int64,
-    "u8*": np.uint8,
-    "u32*": np.uint32,
-    "u64*": np.uint64,
-}
-SCALARS = ("i64", "u64")
+__all__ = ["INPUT", "KERNEL_ARGS", "POINTER_DTYPES", "SCALARS", "signature"]
 
 INPUT = (("x", "f32*"), ("x_len", "i64"), ("row_step", "u64"), ("col_step", "u64"),
          ("n_rows", "i64"), ("lo", "i64"), ("hi", "i64"))  # fmt: skip

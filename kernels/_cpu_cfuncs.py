@@ -17,22 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from numba import carray, cfunc, types
+from numba import carray
 
 from kernels import _numba_cpu as k
+from kernels import native_build
 from kernels._cpu_abi import signature
 
-_TYPES = {
-    "f32*": types.CPointer(types.float32),
-    "f64*": types.CPointer(types.float64),
-    "i32*": types.CPointer(types.int32),
-    "i64*": types.CPointer(types.int64),
-    "u8*": types.CPointer(types.uint8),
-    "u32*": types.CPointer(types.uint32),
-    "u64*": types.CPointer(types.uint64),
-    "i64": types.int64,
-    "u64": types.uint64,
-}
 TILE = k.TILE_ROWS
 
 
@@ -112,11 +102,4 @@ _WRAPPERS: dict[str, Callable[..., None]] = {
 def compile_object(kernel: str) -> bytes:
     """``kernel``'s C-ABI wrapper compiled for this CPU, as an ELF object whose one
     ``cfunc.*`` symbol is the entry point."""
-    sig = types.void(*(_TYPES[kind] for kind in signature(kernel)))
-    compiled = cfunc(sig, nogil=True, boundscheck=False)(_WRAPPERS[kernel])
-    # Numba keeps no public way to emit a JIT library's object code; this is what its own
-    # on-disk cache stores (CPUCodeLibrary.serialize_using_object_code), without the
-    # bitcode it keeps for inlining into other Numba functions.
-    library = compiled._library
-    library._ensure_finalized()
-    return bytes(library._codegen._tm.emit_object(library._final_module))
+    return native_build.compile_object(_WRAPPERS[kernel], signature(kernel))

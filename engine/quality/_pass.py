@@ -9,6 +9,9 @@ finite values, which feeds the KLL quantile sketch: DataSketches' ``update`` cos
 35 ns a value, too much for every value (1.75 s per 50 features x 1M rows), so only the
 sample goes in.
 
+Workers call it through :mod:`engine._native` (a cached object: no Numba import); this
+module is its source, compiled there.
+
 The loops are written without data-dependent branches so that LLVM vectorises them
 (``fastmath`` allows reassociating the sums only: NaN and inf checks stay exact). The
 kernel is single-threaded and releases the GIL: the local executor already runs one task
@@ -20,16 +23,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: HyperLogLog precision: 2**12 registers, relative standard error 1.04 / 64 = 1.6%.
-HLL_P = 12
-HLL_M = 1 << HLL_P
-#: Distinct values a discrete column may have before its exact category table gives up.
-MAX_CATEGORIES = 64
-SLOTS = 2 * MAX_CATEGORIES  # open addressing at load <= 0.5
-#: Sampled values per column and batch fed to the KLL sketch (a stride, deterministic).
-SAMPLE_PER_BATCH = 1024
-#: Marks an empty category slot: a NaN bit pattern, never the key of a finite value.
-EMPTY_KEY = np.uint32(0xFFFFFFFF)
+from engine.quality.pass_constants import EMPTY_KEY, HLL_M, HLL_P, MAX_CATEGORIES, SLOTS
+
+__all__ = ["EMPTY_KEY", "HLL_M", "HLL_P", "MAX_CATEGORIES", "SLOTS", "profile_matrix"]
 
 _REASSOC = {"reassoc", "contract"}
 
@@ -212,20 +208,3 @@ def profile_matrix(
                 sample[j, c] = v
                 c += 1
         sample_n[j] = c
-
-
-@numba.njit(nogil=True, cache=True)
-def hll_estimate(registers) -> float:
-    """The HyperLogLog estimate (Flajolet et al.) with linear counting for small sets."""
-    m = registers.shape[0]
-    total = 0.0
-    zeros = 0
-    for r in registers:
-        total += 2.0 ** -float(r)
-        if r == 0:
-            zeros += 1
-    alpha = 0.7213 / (1.0 + 1.079 / m)
-    estimate = alpha * m * m / total
-    if estimate <= 2.5 * m and zeros > 0:
-        estimate = m * np.log(m / zeros)
-    return estimate

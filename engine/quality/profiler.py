@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasketches import kll_floats_sketch
 
-from engine.quality import _pass
+from engine import _native
+from engine.quality import pass_constants
 from engine.stats import KLL_K, ColumnProfile, ColumnSummary, merge_categories
 
 
@@ -59,9 +60,11 @@ class _Block:
         self.discrete = np.array([k == "discrete" for k in kinds], dtype=np.bool_)
         self.hist = np.zeros((n, width + 1), dtype=np.int64)
         # Registers only where a discrete column needs them (never indexed otherwise).
-        self.hll = np.zeros((n, _pass.HLL_M if self.discrete.any() else 1), dtype=np.uint8)
-        self.cat_keys = np.full((n, _pass.SLOTS), _pass.EMPTY_KEY, dtype=np.uint32)
-        self.cat_counts = np.zeros((n, _pass.SLOTS), dtype=np.int64)
+        self.hll = np.zeros((n, pass_constants.HLL_M if self.discrete.any() else 1), dtype=np.uint8)
+        self.cat_keys = np.full(
+            (n, pass_constants.SLOTS), pass_constants.EMPTY_KEY, dtype=np.uint32
+        )
+        self.cat_counts = np.zeros((n, pass_constants.SLOTS), dtype=np.int64)
         self.cat_n = np.zeros(n, dtype=np.int64)
         self.counts = np.zeros((n, 4), dtype=np.int64)
         self.moments = np.zeros((n, 5), dtype=np.float64)
@@ -81,11 +84,11 @@ class _Block:
         """Columns ``first .. first + len(X)`` of a batch (its rows are counted apart)."""
         n = X.shape[1]
         cols = slice(first, first + X.shape[0])
-        stride = max(1, n // _pass.SAMPLE_PER_BATCH)
+        stride = max(1, n // pass_constants.SAMPLE_PER_BATCH)
         sample = np.empty((X.shape[0], -(-n // stride)), dtype=np.float32)
         sample_n = np.zeros(X.shape[0], dtype=np.int64)
         counts, moments = self.counts[cols], self.moments[cols]
-        _pass.profile_matrix(
+        _native.profile_matrix(
             X, self.edges[cols], self.n_edges[cols], self.discrete[cols], stride,
             counts, moments, self.hist[cols], self.hll[cols], self.cat_keys[cols],
             self.cat_counts[cols], self.cat_n[cols], sample, sample_n,
@@ -110,7 +113,7 @@ class _Block:
             discrete = bool(self.discrete[j])
             categories = None
             if discrete and self.cat_n[j] >= 0:
-                used = self.cat_keys[j] != _pass.EMPTY_KEY
+                used = self.cat_keys[j] != pass_constants.EMPTY_KEY
                 values = self.cat_keys[j][used].view(np.float32)
                 categories = {
                     float(v): int(c) for v, c in zip(values, self.cat_counts[j][used], strict=True)

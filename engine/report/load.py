@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -123,6 +122,8 @@ class _Meta:
         files = self.files(table, ".parquet")
         if not files:
             return None
+        import pyarrow.dataset as ds  # here: it imports pandas (0.2 s), which workers skip
+
         try:
             dataset = ds.dataset(files, format="parquet", filesystem=self.fs)
             present = [c for c in columns if c in dataset.schema.names]
@@ -231,6 +232,8 @@ def _latest_evaluation(meta: _Meta, run_id: str) -> list[dict[str, Any]]:
     files = meta.files("variant_performance", ".parquet")
     if not files:
         return []
+    import pyarrow.dataset as ds
+
     dataset = ds.dataset(files, format="parquet", filesystem=meta.fs)
     rows = dataset.to_table(filter=ds.field("run_id") == run_id).to_pylist()
     if not rows:

@@ -1,0 +1,138 @@
+"""The engine's per-batch loops, called without importing Numba.
+
+The feature fill (:func:`fill_masked`) and the profiling pass (:func:`profile_matrix`)
+run in every worker, so a worker that loaded them through Numba paid Numba's start-up:
+about 0.3 CPU s to import it and 0.6 s to load the first cached function, per CLI run and
+per new Ray actor. They are compiled once to objects in the kernel cache, as the scoring
+kernels are (:mod:`kernels.native`; sources in :mod:`engine._native_build` and
+:mod:`engine.quality._pass`), and called through ctypes, which releases the GIL.
+
+The wrappers check what the compiled code cannot: dtypes and C-contiguity of every
+array (an output is written in place, so it is never copied to make it contiguous).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.quality.pass_constants import SLOTS
+from kernels import native
+
+_HERE = Path(__file__).parent
+_SOURCES = (
+    _HERE / "_native.py",
+    _HERE / "_native_build.py",
+    _HERE / "quality" / "_pass.py",
+    _HERE / "quality" / "pass_constants.py",
+    _HERE.parent / "kernels" / "native_build.py",
+)
+
+_KINDS = {
+    "fill_f32": ("f32*", "f32*", "u8*", "i64", "i64"),
+    "fill_f64": ("f32*", "f64*", "u8*", "i64", "i64"),
+    "profile": ("f32*", "i64", "i64", "f64*", "i64", "i64*", "u8*", "i64", "i64*", "f64*",
+                "i64*", "u8*", "i64", "u32*", "i64*", "i64*", "f32*", "i64", "i64*", "i64"),
+}  # fmt: skip
+
+
+@functools.cache
+def _function(name: str) -> Callable[..., None]:
+    return native.cached_function(
+        f"engine-{name}", _KINDS[name], _code_key(), lambda: _compile(name)
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _code_key() -> str:
+    return native.code_key(_SOURCES)
+
+
+def _compile(name: str) -> bytes:
+    from engine._native_build import compile_object
+
+    return compile_object(name, _KINDS[name])
+
+
+def _pointer(array: np.ndarray, dtype: type, what: str) -> int:
+    if array.dtype != dtype or not array.flags.c_contiguous:
+        raise ValueError(f"{what}: expected a C-contiguous {np.dtype(dtype)} array")
+    return array.ctypes.data
+
+
+def fill_masked(out: np.ndarray, values: np.ndarray, validity: np.ndarray, offset: int) -> None:
+    """``out[i] = values[i]`` (float32 or float64, cast to float32) where Arrow's validity
+    bit ``offset + i`` is set, else NaN."""
+    n = out.shape[0]
+    if values.shape[0] < n or validity.shape[0] * 8 < offset + n:
+        raise ValueError("fill_masked: values or validity shorter than out")
+    if values.dtype not in (np.float32, np.float64):
+        raise ValueError(f"fill_masked: values are {values.dtype}, expected float32 or float64")
+    name = "fill_f32" if values.dtype == np.float32 else "fill_f64"
+    _function(name)(
+        _pointer(out, np.float32, "out"),
+        _pointer(values, values.dtype.type, "values"),
+        _pointer(validity, np.uint8, "validity"),
+        offset,
+        n,
+    )
+
+
+def profile_matrix(
+    X: np.ndarray,
+    edges: np.ndarray,
+    n_edges: np.ndarray,
+    discrete: np.ndarray,
+    stride: int,
+    counts: np.ndarray,
+    moments: np.ndarray,
+    hist: np.ndarray,
+    hll: np.ndarray,
+    cat_keys: np.ndarray,
+    cat_counts: np.ndarray,
+    cat_n: np.ndarray,
+    sample: np.ndarray,
+    sample_n: np.ndarray,
+) -> None:
+    """:func:`engine.quality._pass.profile_matrix` on these arrays (see there)."""
+    n_cols, n = X.shape
+    max_edges = edges.shape[1]
+    shapes = {
+        "edges": (edges, (n_cols, max_edges)),
+        "n_edges": (n_edges, (n_cols,)),
+        "discrete": (discrete, (n_cols,)),
+        "counts": (counts, (n_cols, 4)),
+        "moments": (moments, (n_cols, 5)),
+        "hist": (hist, (n_cols, max_edges + 1)),
+        "cat_keys": (cat_keys, (n_cols, SLOTS)),
+        "cat_counts": (cat_counts, (n_cols, SLOTS)),
+        "cat_n": (cat_n, (n_cols,)),
+        "sample_n": (sample_n, (n_cols,)),
+    }
+    for what, (array, shape) in shapes.items():
+        if array.shape != shape:
+            raise ValueError(f"profile_matrix: {what} has shape {array.shape}, expected {shape}")
+    if hll.shape[0] != n_cols or sample.shape[0] != n_cols:
+        raise ValueError("profile_matrix: hll and sample need a row per column")
+    if sample.shape[1] * stride < n:
+        raise ValueError("profile_matrix: sample too small for the stride")
+    _function("profile")(
+        _pointer(X, np.float32, "X"), n_cols, n,
+        _pointer(edges, np.float64, "edges"), max_edges,
+        _pointer(n_edges, np.int64, "n_edges"),
+        _pointer(discrete.view(np.uint8), np.uint8, "discrete"),
+        stride,
+        _pointer(counts, np.int64, "counts"),
+        _pointer(moments, np.float64, "moments"),
+        _pointer(hist, np.int64, "hist"),
+        _pointer(hll, np.uint8, "hll"), hll.shape[1],
+        _pointer(cat_keys, np.uint32, "cat_keys"),
+        _pointer(cat_counts, np.int64, "cat_counts"),
+        _pointer(cat_n, np.int64, "cat_n"),
+        _pointer(sample, np.float32, "sample"), sample.shape[1],
+        _pointer(sample_n, np.int64, "sample_n"),
+        SLOTS,
+    )  # fmt: skip

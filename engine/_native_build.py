@@ -1,0 +1,56 @@
+"""The Numba side of :mod:`engine._native`: the feature fill and C-ABI wrappers of it and
+of the profiling pass, compiled to cached objects (imported only to compile them)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import carray
+
+from engine.quality._pass import profile_matrix
+from kernels import native_build
+
+
+@numba.njit(nogil=True, boundscheck=False)
+def fill_masked(out, values, validity, offset):
+    """``out[i] = values[i]`` where Arrow's validity bit ``offset + i`` is set, else NaN:
+    one branch-free pass (no filled temporary, no second pass over the column)."""
+    nan = np.float32(np.nan)
+    for i in range(out.shape[0]):
+        k = i + offset
+        valid = (validity[k >> 3] >> (k & 7)) & 1
+        out[i] = np.float32(values[i]) if valid else nan
+
+
+def _fill(out, values, validity, offset, n):
+    fill_masked(
+        carray(out, (n,)), carray(values, (n,)), carray(validity, ((offset + n + 7) >> 3,)), offset
+    )
+
+
+def _profile(X, n_cols, n, edges, max_edges, n_edges, discrete, stride, counts, moments,
+             hist, hll, hll_width, cat_keys, cat_counts, cat_n, sample, sample_width,
+             sample_n, slots):  # fmt: skip
+    profile_matrix(
+        carray(X, (n_cols, n)),
+        carray(edges, (n_cols, max_edges)),
+        carray(n_edges, (n_cols,)),
+        carray(discrete, (n_cols,)),
+        stride,
+        carray(counts, (n_cols, 4)),
+        carray(moments, (n_cols, 5)),
+        carray(hist, (n_cols, max_edges + 1)),
+        carray(hll, (n_cols, hll_width)),
+        carray(cat_keys, (n_cols, slots)),
+        carray(cat_counts, (n_cols, slots)),
+        carray(cat_n, (n_cols,)),
+        carray(sample, (n_cols, sample_width)),
+        carray(sample_n, (n_cols,)),
+    )
+
+
+WRAPPERS = {"fill_f32": _fill, "fill_f64": _fill, "profile": _profile}
+
+
+def compile_object(name: str, kinds: tuple[str, ...]) -> bytes:
+    return native_build.compile_object(WRAPPERS[name], kinds)
