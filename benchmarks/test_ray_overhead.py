@@ -38,7 +38,7 @@ import pytest
 # The e2e lake and its Ray Data contender (collected here too, so the ratio below compares
 # runs of one session on one Ray).
 import test_end_to_end
-from conftest import ROWS, peak_rss_mib, reset_peak_rss
+from conftest import ROUNDS, ROWS, peak_rss_mib, reset_peak_rss
 from test_end_to_end import test_ray_data_xgboost_pipeline  # noqa: F401
 
 import cluster
@@ -209,6 +209,49 @@ def test_local_and_ray(
     assert result.rows_scored == ROWS
     if name == STANDING and len(_FIGURES[name]) > 1:  # (one round under --benchmark-disable)
         assert result.record["executor_stats"].get("actors_reused", 0) >= 1
+
+
+@pytest.mark.usefixtures("local_ray")
+@pytest.mark.parametrize("name", [NEW, STANDING])
+def test_overhead_in_alternating_rounds(
+    benchmark, name: str, reference_path: Path, reference_lake: Path, tmp_path: Path
+) -> None:
+    """Ray's overhead again, robust to a machine whose speed drifts by 20-30% over a minute
+    (as ``test_end_to_end``'s alternating share): ``ROUNDS`` pairs of one local run and one
+    Ray run back to back, the order swapped every pair, the overhead taken per pair (wall,
+    and CPU of every process: driver, actors, Ray's daemons). Reports the median pair."""
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[float, float, float, float]] = []  # local wall, CPU; Ray wall, CPU
+
+    def timed(spec: str) -> tuple[float, float]:
+        meter = CpuMeter()
+        started = time.perf_counter()
+        result = _score(reference_path, reference_lake, tmp_path / f"s{next(sinks)}", spec)
+        wall = time.perf_counter() - started
+        cpu = meter.stop(result.record.get("executor_stats", {}).get("actor_stats", {}))
+        assert result.rows_scored == ROWS
+        return wall, cpu["total"]
+
+    def alternate() -> None:
+        timed("local")  # warm: kernel loaded, modules imported
+        timed("ray")  # and for standing actors, the actors started
+        for i in range(max(ROUNDS, 5)):
+            if i % 2 == 0:
+                local = timed("local")
+                pairs.append((*local, *timed("ray")))
+            else:
+                ray_run = timed("ray")
+                pairs.append((*timed("local"), *ray_run))
+
+    with cluster.keep_actors() if name == STANDING else contextlib.nullcontext():
+        benchmark.pedantic(alternate, rounds=1, iterations=1)
+    wall = sorted(100 * (r / lo - 1) for lo, _, r, _ in pairs)
+    cpu = sorted(100 * (r / lo - 1) for _, lo, _, r in pairs)
+    _REPORT.append(
+        f"  {name}, {len(pairs)} alternating pairs: median overhead {wall[len(wall) // 2]:+.1f}% "
+        f"wall ({', '.join(f'{x:+.1f}' for x in wall)}), {cpu[len(cpu) // 2]:+.1f}% CPU "
+        f"({', '.join(f'{x:+.1f}' for x in cpu)})"
+    )
 
 
 def _overhead_report() -> None:
