@@ -288,6 +288,7 @@ class ScoringWorker:
             reader.close()
             writer.close()
             writers.abort()
+            builder.close()  # after the reader: no matrix of this task is in use
         if rows != task.num_rows and task.filter is None:
             raise BadInputError(f"{task.path}: footer says {task.num_rows} rows, read {rows}")
         main.start()
