@@ -366,10 +366,12 @@ class ScoringWorker:
         return pa.schema(fields)
 
 
-def _numpy_as_arrow(values: np.ndarray) -> pa.Array:
+def _numpy_as_arrow(values: np.ndarray | pa.Array) -> pa.Array:
     """A numeric numpy column as Arrow, zero-copy. Not ``pa.array``: its first call in a
     process imports pandas (0.25-0.5 s, paid by every new worker process) to ask whether
     the values are a pandas object."""
+    if isinstance(values, pa.Array):  # a variant run's variant and model_version
+        return values
     if values.ndim == 1 and values.dtype.kind in "fiu" and values.flags.c_contiguous:
         return pa.Array.from_buffers(
             pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
