@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from engine import features
 from engine.features import FeatureMatrixBuilder, column_as_float32, fill_float32
 from engine.pipeline import ReadAhead, WriteBehind
 
@@ -159,6 +160,7 @@ def test_builder_reuses_its_buffers_in_turn_and_sizes_them_by_the_batch():
 def test_a_closed_builder_gives_its_buffers_to_the_next():
     """A task's builder gives its buffers back; the next task's builder takes them instead
     of fresh memory (which the OS zeroes again: most of a fresh process's feature stage)."""
+    features._slabs.reset()  # (earlier tests' larger buffers would be kept before these)
     batch = pa.record_batch({"a": pa.array(np.arange(1000, dtype=np.float32))})
     first = FeatureMatrixBuilder(["a"], buffers=2)
     used = {first.build(batch).__array_interface__["data"][0] for _ in range(2)}
