@@ -22,30 +22,32 @@ def fill_masked(out, values, validity, offset):
         out[i] = np.float32(values[i]) if valid else nan
 
 
-def _fill(out, values, validity, offset, n):
+def _fill(out, values, validity, offset, n):  # values from Arrow's offset, validity from 0
     fill_masked(
         carray(out, (n,)), carray(values, (n,)), carray(validity, ((offset + n + 7) >> 3,)), offset
     )
 
 
-def _profile(X, n_cols, n, edges, max_edges, n_edges, discrete, stride, counts, moments,
-             hist, hll, hll_width, cat_keys, cat_counts, cat_n, sample, sample_width,
+def _profile(X, k, n, first, n_block, edges, max_edges, n_edges, discrete, stride, counts,
+             moments, hist, hll, hll_width, cat_keys, cat_counts, cat_n, sample, sample_width,
              sample_n, slots):  # fmt: skip
+    """Columns ``first .. first + k`` of a block of ``n_block`` columns' accumulators."""
+    cols = slice(first, first + k)
     profile_matrix(
-        carray(X, (n_cols, n)),
-        carray(edges, (n_cols, max_edges)),
-        carray(n_edges, (n_cols,)),
-        carray(discrete, (n_cols,)),
+        carray(X, (k, n)),
+        carray(edges, (n_block, max_edges))[cols],
+        carray(n_edges, (n_block,))[cols],
+        carray(discrete, (n_block,))[cols],
         stride,
-        carray(counts, (n_cols, 4)),
-        carray(moments, (n_cols, 5)),
-        carray(hist, (n_cols, max_edges + 1)),
-        carray(hll, (n_cols, hll_width)),
-        carray(cat_keys, (n_cols, slots)),
-        carray(cat_counts, (n_cols, slots)),
-        carray(cat_n, (n_cols,)),
-        carray(sample, (n_cols, sample_width)),
-        carray(sample_n, (n_cols,)),
+        carray(counts, (n_block, 4))[cols],
+        carray(moments, (n_block, 5))[cols],
+        carray(hist, (n_block, max_edges + 1))[cols],
+        carray(hll, (n_block, hll_width))[cols],
+        carray(cat_keys, (n_block, slots))[cols],
+        carray(cat_counts, (n_block, slots))[cols],
+        carray(cat_n, (n_block,))[cols],
+        carray(sample, (n_block, sample_width))[cols],
+        carray(sample_n, (n_block,))[cols],
     )
 
 

@@ -142,12 +142,14 @@ def fill_float32(out: np.ndarray, arr: pa.Array | pa.ChunkedArray) -> None:
         out[:] = column_as_float32(arr)
         return
     validity, data = arr.buffers()
-    values = np.frombuffer(data, dtype=dtype, count=arr.offset + n)[arr.offset :]
     if validity is None or arr.null_count == 0:
+        values = np.frombuffer(data, dtype=dtype, count=arr.offset + n)[arr.offset :]
         out[:] = values  # numpy casts float64 to float32 as Arrow does (nearest)
         return
     # one branch-free pass: no filled temporary, no second pass over the column
-    fill_masked(out, values, np.frombuffer(validity, dtype=np.uint8), arr.offset)
+    skip = arr.offset * np.dtype(dtype).itemsize
+    sizes = (data.size - skip, validity.size)
+    fill_masked(out, data.address + skip, dtype, validity.address, arr.offset, sizes)
 
 
 def column_as_float32(arr: pa.Array) -> np.ndarray:

@@ -74,6 +74,12 @@ class _Block:
         self.nulls = np.zeros(n, dtype=np.int64)
         self.ninf = np.zeros(n, dtype=np.int64)
         self.pinf = np.zeros(n, dtype=np.int64)
+        # A batch's sample is at most 2 * SAMPLE_PER_BATCH values (see add_columns' stride).
+        self._pass = _native.ProfilePass(
+            self.edges, self.n_edges, self.discrete, self.counts, self.moments, self.hist,
+            self.hll, self.cat_keys, self.cat_counts, self.cat_n,
+            sample_width=2 * pass_constants.SAMPLE_PER_BATCH,
+        )  # fmt: skip
 
     def add(self, X: np.ndarray, nulls: np.ndarray) -> None:
         """``X``: (columns, rows) float32, C-contiguous; ``nulls``: Arrow nulls per column."""
@@ -83,29 +89,24 @@ class _Block:
     def add_columns(self, first: int, X: np.ndarray, nulls: np.ndarray) -> None:
         """Columns ``first .. first + len(X)`` of a batch (its rows are counted apart)."""
         n = X.shape[1]
-        cols = slice(first, first + X.shape[0])
-        stride = max(1, n // pass_constants.SAMPLE_PER_BATCH)
-        sample = np.empty((X.shape[0], -(-n // stride)), dtype=np.float32)
-        sample_n = np.zeros(X.shape[0], dtype=np.int64)
-        counts, moments = self.counts[cols], self.moments[cols]
-        _native.profile_matrix(
-            X, self.edges[cols], self.n_edges[cols], self.discrete[cols], stride,
-            counts, moments, self.hist[cols], self.hll[cols], self.cat_keys[cols],
-            self.cat_counts[cols], self.cat_n[cols], sample, sample_n,
-        )  # fmt: skip
-        self.nulls[cols] += nulls
-        for i in range(X.shape[0]):
+        stride = max(1, n // pass_constants.SAMPLE_PER_BATCH)  # ceil(n / stride) < 2 * SAMPLE
+        self._pass.run(first, X, stride)
+        last = first + X.shape[0]
+        sample, sample_n = self._pass.sample, self._pass.sample_n.tolist()
+        counts, moments = self.counts[first:last].tolist(), self.moments[first:last].tolist()
+        for i, arrow_nulls in enumerate(nulls.tolist()):
             j = first + i
-            finite, nan, pinf, ninf = (int(c) for c in counts[i])
-            lo, hi, shift, s1, s2 = (float(m) for m in moments[i])
+            finite, nan, pinf, ninf = counts[i]
+            lo, hi, shift, s1, s2 = moments[i]
             batch = ColumnSummary.from_shifted_sums(
-                finite, nan - int(nulls[i]), pinf + ninf, lo, hi, shift, s1, s2
+                finite, nan - arrow_nulls, pinf + ninf, lo, hi, shift, s1, s2
             )
             self.summaries[j] = self.summaries[j].merge(batch)
+            self.nulls[j] += arrow_nulls
             self.pinf[j] += pinf
             self.ninf[j] += ninf
-            if sample_n[i]:
-                self.sketches[j].update(sample[i, : sample_n[i]])
+            if sample_n[j]:
+                self.sketches[j].update(sample[j, : sample_n[j]])
 
     def profiles(self) -> dict[str, ColumnProfile]:
         out: dict[str, ColumnProfile] = {}
