@@ -25,9 +25,12 @@ linked four times) through Ray and prints the driver's and the actors' peak RSS.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -254,6 +257,110 @@ def test_overhead_in_alternating_rounds(
     )
 
 
+@pytest.mark.usefixtures("local_ray")
+def test_cli_runs_in_alternating_rounds(
+    benchmark, reference_path: Path, reference_lake: Path, tmp_path: Path
+) -> None:
+    """Both contenders as a nightly job runs them: a fresh ``lakescore score`` process,
+    ``--cluster local`` against ``--cluster ADDRESS`` (this module's Ray, as a standing
+    cluster). Each pays a fresh process's start-up (imports, first-touch memory); the Ray
+    run also connects and starts its actors. ``ROUNDS`` pairs, order swapped every pair;
+    wall and CPU (the CLI process and Ray's: actors, daemons) per pair."""
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[float, float, float, float]] = []
+    command = [sys.executable, "-m", "engine.cli", "score", "--model", str(reference_path),
+               "--source", str(reference_lake), "--id-column", "customer_id",
+               "--workers", "2", "--json"]  # fmt: skip
+
+    def timed(cluster_spec: str) -> tuple[float, float]:
+        sink = tmp_path / f"s{next(sinks)}"
+        meter = CpuMeter()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([*command, "--sink", str(sink), "--cluster", cluster_spec],
+                       check=True, capture_output=True)  # fmt: skip
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        [record_path] = (sink / "_lakescore" / "run_records").glob("*.json")
+        record = json.loads(record_path.read_text())
+        assert record["rows"] == ROWS
+        ray_cpu = meter.stop(record.get("executor_stats", {}).get("actor_stats", {}))
+        return wall, cli_cpu + ray_cpu["actors"] + ray_cpu["ray_other"]
+
+    def alternate() -> None:
+        timed("local")  # warm the page cache and the kernel cache
+        for i in range(max(ROUNDS, 5)):
+            if i % 2 == 0:
+                local = timed("local")
+                pairs.append((*local, *timed(address)))
+            else:
+                ray_run = timed(address)
+                pairs.append((*timed("local"), *ray_run))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    wall = sorted(100 * (r / lo - 1) for lo, _, r, _ in pairs)
+    cpu = sorted(100 * (r / lo - 1) for _, lo, _, r in pairs)
+    local_wall = sorted(lo for lo, _, _, _ in pairs)
+    _REPORT.append(
+        f"  CLI runs (fresh processes; local {local_wall[len(local_wall) // 2]:.2f} s median), "
+        f"{len(pairs)} alternating pairs: median overhead {wall[len(wall) // 2]:+.1f}% wall "
+        f"({', '.join(f'{x:+.1f}' for x in wall)}), {cpu[len(cpu) // 2]:+.1f}% CPU "
+        f"({', '.join(f'{x:+.1f}' for x in cpu)})"
+    )
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_new_actors_on_a_larger_job(
+    benchmark, reference_path: Path, reference_lake: Path, tmp_path: Path
+) -> None:
+    """New actors cost a fixed start-up per run (Ray's connection, the actors' processes
+    and imports, their first tasks on cold memory), so their overhead falls as the job
+    grows: the lake's files linked ``LAKESCORE_BENCH_RAY_FACTOR`` times (default 10: 10M
+    rows), local run and new-actor Ray run in alternating pairs (at least 3)."""
+    factor = int(os.environ.get("LAKESCORE_BENCH_RAY_FACTOR", "10"))
+    lake = _linked_lake(reference_lake, tmp_path / f"lake-{factor}x", factor)
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[float, float]] = []
+
+    def timed(spec: str) -> float:
+        started = time.perf_counter()
+        result = _score(reference_path, lake, tmp_path / f"s{next(sinks)}", spec)
+        assert result.rows_scored == factor * ROWS
+        return time.perf_counter() - started
+
+    def alternate() -> None:
+        for i in range(max(ROUNDS, 3)):
+            if i % 2 == 0:
+                local = timed("local")
+                pairs.append((local, timed("ray")))
+            else:
+                ray_run = timed("ray")
+                pairs.append((timed("local"), ray_run))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    overhead = sorted(100 * (r / lo - 1) for lo, r in pairs)
+    local_wall = sorted(lo for lo, _ in pairs)
+    _REPORT.append(
+        f"  new actors, {factor * ROWS:,} rows (local {local_wall[len(local_wall) // 2]:.1f} s "
+        f"median), {len(pairs)} alternating pairs: median overhead "
+        f"{overhead[len(overhead) // 2]:+.1f}% wall ({', '.join(f'{x:+.1f}' for x in overhead)})"
+    )
+
+
+def _linked_lake(source: Path, target: Path, copies: int) -> Path:
+    """``source``'s files ``copies`` times over, as hard links: more rows, no new data."""
+    for copy in range(copies):
+        for f in sorted(source.rglob("*.parquet")):
+            linked = target / f"copy={copy}" / f.parent.name / f.name
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, linked)
+    return target
+
+
 def _overhead_report() -> None:
     """Each round's figures and the overhead of Ray over the local executor."""
     if not _FIGURES:
@@ -281,13 +388,7 @@ def test_memory_is_flat_as_the_data_grows(
     tmp_path: Path,
 ) -> None:
     """1M and 4M rows through Ray: the driver's and the actors' peak RSS side by side."""
-    lakes = {1: reference_lake, 4: tmp_path / "lake-4x"}
-    files = sorted(reference_lake.rglob("*.parquet"))
-    for copy in range(4):  # the same files four times over: 4x the rows, no new data
-        for f in files:
-            target = lakes[4] / f"copy={copy}" / f.parent.name / f.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(f, target)
+    lakes = {1: reference_lake, 4: _linked_lake(reference_lake, tmp_path / "lake-4x", 4)}
     rows = {}
     for factor, lake in lakes.items():
         baseline = _rss_mib()
