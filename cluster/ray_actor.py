@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from cluster.executor import WorkerFactory
+from cluster.huge_pages import disable_transparent_huge_pages
 
 
 class TaskActor:
@@ -24,6 +25,7 @@ class TaskActor:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         # Before any import reads it (NUMBA_NUM_THREADS: the CPUs this actor reserved).
         os.environ.update(env or {})
+        disable_transparent_huge_pages()  # an actor is a fresh process: see the module
         self._born = time.perf_counter()
         self._runs = 0
         self._reset(None, "cpu")

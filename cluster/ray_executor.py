@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster import ray_standing
+from cluster import huge_pages, ray_standing
 from cluster.arrow_allocator import allocator_env
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
 from cluster.ray_actor import actor_class
@@ -272,7 +272,7 @@ class RayExecutor(BaseExecutor):
         # The environment is set by the actor itself before it imports anything (not as a
         # runtime_env: one of those keeps Ray from handing the actor a worker process it
         # started ahead, and a process start is most of an actor's start-up).
-        env = allocator_env()
+        env = {**allocator_env(), **huge_pages.process_env()}
         options: dict[str, dict[str, Any]] = {
             "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus))), **env}},
             "gpu": {

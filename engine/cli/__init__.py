@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from cluster.huge_pages import disable_transparent_huge_pages
 from engine.cli import (
     assess,
     bench,
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A CLI run is a fresh process: huge pages cost more there than they save.
+    disable_transparent_huge_pages()
     args = build_parser().parse_args(argv)
     setup_logging(log_format=args.log_format, verbose=args.verbose, quiet=args.quiet)
     try:
