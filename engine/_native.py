@@ -1,7 +1,7 @@
 """The engine's per-batch loops, called without importing Numba.
 
-The feature fill (:func:`fill_masked`) and the profiling pass (:func:`profile_matrix`)
-run in every worker, so a worker that loaded them through Numba paid Numba's start-up:
+The feature fill (:func:`fill_masked`) and the profiling pass (:class:`ProfilePass`) run
+in every worker, so a worker that loaded them through Numba paid Numba's start-up:
 about 0.3 CPU s to import it and 0.6 s to load the first cached function, per CLI run and
 per new Ray actor. They are compiled once to objects in the kernel cache, as the scoring
 kernels are (:mod:`kernels.native`; sources in :mod:`engine._native_build` and
@@ -135,6 +135,10 @@ class ProfilePass:
             _pointer(self.sample_n, np.int64, "sample_n"),
             SLOTS,
         )  # fmt: skip
+
+    def __reduce__(self) -> None:  # type: ignore[override]
+        # Its addresses are this process's: a copy would write into freed memory.
+        raise TypeError("a ProfilePass holds memory addresses and cannot be copied")
 
     def run(self, first: int, X: np.ndarray, stride: int) -> None:
         """Profile ``X`` (``(k, n)`` float32, C-contiguous) as columns ``first ..
