@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -224,7 +224,7 @@ def test_overhead_in_alternating_rounds(
     Ray run back to back, the order swapped every pair, the overhead taken per pair (wall,
     and CPU of every process: driver, actors, Ray's daemons). Reports the median pair."""
     sinks = iter(range(1_000_000))
-    pairs: list[tuple[float, float, float, float]] = []  # local wall, CPU; Ray wall, CPU
+    pairs: list[tuple[tuple[float, float], tuple[float, float]]] = []  # (wall, CPU) each
 
     def timed(spec: str) -> tuple[float, float]:
         meter = CpuMeter()
@@ -238,23 +238,11 @@ def test_overhead_in_alternating_rounds(
     def alternate() -> None:
         timed("local")  # warm: kernel loaded, modules imported
         timed("ray")  # and for standing actors, the actors started
-        for i in range(max(ROUNDS, 5)):
-            if i % 2 == 0:
-                local = timed("local")
-                pairs.append((*local, *timed("ray")))
-            else:
-                ray_run = timed("ray")
-                pairs.append((*timed("local"), *ray_run))
+        pairs.extend(_alternating_pairs(lambda: timed("local"), lambda: timed("ray"), 5))
 
     with cluster.keep_actors() if name == STANDING else contextlib.nullcontext():
         benchmark.pedantic(alternate, rounds=1, iterations=1)
-    wall = sorted(100 * (r / lo - 1) for lo, _, r, _ in pairs)
-    cpu = sorted(100 * (r / lo - 1) for _, lo, _, r in pairs)
-    _REPORT.append(
-        f"  {name}, {len(pairs)} alternating pairs: median overhead {wall[len(wall) // 2]:+.1f}% "
-        f"wall ({', '.join(f'{x:+.1f}' for x in wall)}), {cpu[len(cpu) // 2]:+.1f}% CPU "
-        f"({', '.join(f'{x:+.1f}' for x in cpu)})"
-    )
+    _REPORT.append(f"  {name}, {_overhead_line(pairs)}")
 
 
 @pytest.mark.usefixtures("local_ray")
@@ -270,7 +258,7 @@ def test_cli_runs_in_alternating_rounds(
 
     address = ray.get_runtime_context().gcs_address
     sinks = iter(range(1_000_000))
-    pairs: list[tuple[float, float, float, float]] = []
+    pairs: list[tuple[tuple[float, float], tuple[float, float]]] = []
     command = [sys.executable, "-m", "engine.cli", "score", "--model", str(reference_path),
                "--source", str(reference_lake), "--id-column", "customer_id",
                "--workers", "2", "--json"]  # fmt: skip
@@ -293,24 +281,10 @@ def test_cli_runs_in_alternating_rounds(
 
     def alternate() -> None:
         timed("local")  # warm the page cache and the kernel cache
-        for i in range(max(ROUNDS, 5)):
-            if i % 2 == 0:
-                local = timed("local")
-                pairs.append((*local, *timed(address)))
-            else:
-                ray_run = timed(address)
-                pairs.append((*timed("local"), *ray_run))
+        pairs.extend(_alternating_pairs(lambda: timed("local"), lambda: timed(address), 5))
 
     benchmark.pedantic(alternate, rounds=1, iterations=1)
-    wall = sorted(100 * (r / lo - 1) for lo, _, r, _ in pairs)
-    cpu = sorted(100 * (r / lo - 1) for _, lo, _, r in pairs)
-    local_wall = sorted(lo for lo, _, _, _ in pairs)
-    _REPORT.append(
-        f"  CLI runs (fresh processes; local {local_wall[len(local_wall) // 2]:.2f} s median), "
-        f"{len(pairs)} alternating pairs: median overhead {wall[len(wall) // 2]:+.1f}% wall "
-        f"({', '.join(f'{x:+.1f}' for x in wall)}), {cpu[len(cpu) // 2]:+.1f}% CPU "
-        f"({', '.join(f'{x:+.1f}' for x in cpu)})"
-    )
+    _REPORT.append(f"  CLI runs (fresh processes), {_overhead_line(pairs)}")
 
 
 @pytest.mark.usefixtures("local_ray")
@@ -324,31 +298,50 @@ def test_new_actors_on_a_larger_job(
     factor = int(os.environ.get("LAKESCORE_BENCH_RAY_FACTOR", "10"))
     lake = _linked_lake(reference_lake, tmp_path / f"lake-{factor}x", factor)
     sinks = iter(range(1_000_000))
-    pairs: list[tuple[float, float]] = []
+    pairs: list[tuple[tuple[float], tuple[float]]] = []  # (wall,) each
 
-    def timed(spec: str) -> float:
+    def timed(spec: str) -> tuple[float]:
         started = time.perf_counter()
         result = _score(reference_path, lake, tmp_path / f"s{next(sinks)}", spec)
         assert result.rows_scored == factor * ROWS
-        return time.perf_counter() - started
+        return (time.perf_counter() - started,)
 
     def alternate() -> None:
-        for i in range(max(ROUNDS, 3)):
-            if i % 2 == 0:
-                local = timed("local")
-                pairs.append((local, timed("ray")))
-            else:
-                ray_run = timed("ray")
-                pairs.append((timed("local"), ray_run))
+        pairs.extend(_alternating_pairs(lambda: timed("local"), lambda: timed("ray"), 3))
 
     benchmark.pedantic(alternate, rounds=1, iterations=1)
-    overhead = sorted(100 * (r / lo - 1) for lo, r in pairs)
-    local_wall = sorted(lo for lo, _ in pairs)
-    _REPORT.append(
-        f"  new actors, {factor * ROWS:,} rows (local {local_wall[len(local_wall) // 2]:.1f} s "
-        f"median), {len(pairs)} alternating pairs: median overhead "
-        f"{overhead[len(overhead) // 2]:+.1f}% wall ({', '.join(f'{x:+.1f}' for x in overhead)})"
-    )
+    _REPORT.append(f"  new actors, {factor * ROWS:,} rows, {_overhead_line(pairs)}")
+
+
+T = TypeVar("T", bound=tuple)
+
+
+def _alternating_pairs(local: Callable[[], T], ray_run: Callable[[], T],
+                       least: int) -> list[tuple[T, T]]:  # fmt: skip
+    """``max(ROUNDS, least)`` pairs of a local run and a Ray run back to back, the order
+    swapped every pair (the machine drifts: each pair sees the same minute)."""
+    pairs = []
+    for i in range(max(ROUNDS, least)):
+        if i % 2 == 0:
+            first = local()
+            pairs.append((first, ray_run()))
+        else:
+            second = ray_run()
+            pairs.append((local(), second))
+    return pairs
+
+
+def _overhead_line(pairs: list[tuple[T, T]]) -> str:
+    """Ray's median overhead over the pairs, per measure (wall, then CPU when measured),
+    with every pair's, and the local run's median wall."""
+    local_wall = sorted(local[0] for local, _ in pairs)
+    parts = [f"local {local_wall[len(local_wall) // 2]:.2f} s median, {len(pairs)} alternating "
+             "pairs: median overhead"]  # fmt: skip
+    for k, measure in enumerate(("wall", "CPU")[: len(pairs[0][0])]):
+        values = sorted(100 * (ray_run[k] / local[k] - 1) for local, ray_run in pairs)
+        every = ", ".join(f"{x:+.1f}" for x in values)
+        parts.append(f"{values[len(values) // 2]:+.1f}% {measure} ({every})")
+    return f"{parts[0]} {', '.join(parts[1:])}"
 
 
 def _linked_lake(source: Path, target: Path, copies: int) -> Path:
