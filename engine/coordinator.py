@@ -121,14 +121,13 @@ def _process_kernel(path: str, sha256: str, backend: str, trust_pickle: bool) ->
     return load_kernel(path, sha256, backend, trust_pickle=trust_pickle)
 
 
-def local_kernel_threads(workers: int) -> int:
-    """Threads per kernel call when the local executor runs ``workers`` tasks at once: an
-    equal share of the cores each. With every call on every core, 2 workers on 2 cores ran
-    3 kernel threads (each task's own and one helper they share). One each used less CPU
-    in two sets of 6 alternating runs of the reference job (medians 6.16 against 6.60 and
-    5.25 against 5.45 CPU s); the wall time moved with the machine's noise (3.30 against
-    3.46 s, then 2.93 against 2.88 s): the last task's kernel then runs on one core."""
-    return max(1, kernels.default_threads() // max(1, workers))
+def local_kernel_threads() -> int:
+    """Threads per kernel call for the local executor: every core. Its tasks' calls share
+    one pool of that many threads (:func:`kernels._threads.run_ranges`), so tasks scoring
+    at once split the cores and a task scoring alone, such as the last of a run, gets them
+    all. With an equal share per task fixed instead, the last task's kernel ran on one core
+    while the other idled: 0.03-0.11 s of a 2.3 s reference run (``/proc/stat``)."""
+    return kernels.default_threads()
 
 
 def _executor_gpu_mode(backend: str) -> str:
@@ -241,7 +240,7 @@ def _run_job(
 
     # Compile once on the driver too: a bad backend fails here, before staging exists.
     # These kernels serve the local executor (remote workers build their own).
-    threads = local_kernel_threads(spec.workers)
+    threads = local_kernel_threads()
     variant_kernels = variants.compile(spec.backend, threads) if variants else None
     try:  # the forest is already loaded: compiling it must not read the file again
         kernel = (
@@ -439,7 +438,7 @@ def _record(
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
-        # CPU of the thread that ran each stage (not the kernel's helper threads)
+        # CPU of the thread that ran each stage (the kernel's: of the kernels' pool)
         "stage_cpu_seconds": {k: round(v, 3) for k, v in sorted(stage_cpu_seconds.items())},
         "tasks_by_backend": dict(Counter(r.backend for r in results.values() if r.backend)),
         "stats": {

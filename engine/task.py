@@ -85,9 +85,15 @@ class WorkerConfig:
 STAGES = ("read", "features", "kernel", "write", "stats")
 
 
+def _thread_cpu() -> float:
+    """This thread's CPU seconds, and those the kernels' pool spent on its launches."""
+    return time.thread_time() + kernels.launched_cpu_seconds()
+
+
 class StageClock:
     """Wall and CPU seconds per stage, for one thread: :meth:`start`, then :meth:`lap`
-    after each stage charges the time since the last mark to it."""
+    after each stage charges the time since the last mark to it (a kernel launch's CPU,
+    spent in the kernels' pool, included)."""
 
     def __init__(self) -> None:
         self.wall = dict.fromkeys(STAGES, 0.0)
@@ -95,10 +101,10 @@ class StageClock:
         self._mark = (0.0, 0.0)
 
     def start(self) -> None:
-        self._mark = (time.perf_counter(), time.thread_time())
+        self._mark = (time.perf_counter(), _thread_cpu())
 
     def lap(self, stage: str) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = time.perf_counter(), _thread_cpu()
         self.wall[stage] += wall - self._mark[0]
         self.cpu[stage] += cpu - self._mark[1]
         self._mark = (wall, cpu)
@@ -120,8 +126,8 @@ class TaskResult:
     #: wall seconds per stage (read, features, kernel, write, stats), summed over the
     #: task's threads
     seconds: dict[str, float] = field(default_factory=dict)
-    #: CPU seconds per stage, of the thread that ran it (the kernel's helper threads, which
-    #: score beside the task's own thread, are not counted)
+    #: CPU seconds per stage, of the thread that ran it (and, for the kernel, of the
+    #: kernels' pool threads that ran its launches)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     #: the kernel backend that scored the task (a Ray GPU actor's is ``cuda``)
     backend: str = ""

@@ -3,7 +3,7 @@
 ``kernels`` imports nothing from ``engine`` or ``cluster``.
 """
 
-from kernels._threads import default_threads
+from kernels._threads import default_threads, launched_cpu_seconds
 from kernels.compile import BACKENDS, available_backends, compile_model
 from kernels.errors import (
     BackendUnavailableError,
@@ -30,5 +30,6 @@ __all__ = [
     "available_backends",
     "compile_model",
     "default_threads",
+    "launched_cpu_seconds",
     "load_model",
 ]
