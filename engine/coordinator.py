@@ -6,12 +6,14 @@ records (counts, timings, summaries) come back.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import logging
 import platform
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from engine.plan import ScoreTask, job_fingerprint, plan_tasks
 from engine.progress import Progress
 from engine.quality import (
     Profile,
+    ProfileMerger,
     judge_run,
     merge_profiles,
     parse_checks,
@@ -119,6 +122,34 @@ def _process_kernel(path: str, sha256: str, backend: str, trust_pickle: bool) ->
     """A worker process's kernels by model sha256 (``load_kernel`` checks the file still
     has it, so a changed file is a new key, never a stale kernel)."""
     return load_kernel(path, sha256, backend, trust_pickle=trust_pickle)
+
+
+#: The local executor's kernels, by (model sha256, backend, threads): a process that runs
+#: another job on the same model (a backfill scoring one date after another) skips the
+#: layout and the compiled-code cache's load (0.015-0.02 s of the reference model, before
+#: any task can start). A Kernel is safe to share between threads and runs.
+_driver_kernels: collections.OrderedDict[tuple[str, str, int], kernels.Kernel] = (
+    collections.OrderedDict()
+)
+_DRIVER_KERNELS = 4
+_driver_kernels_lock = threading.Lock()
+
+
+def _driver_kernel(forest: kernels.Forest, backend: str, threads: int) -> kernels.Kernel:
+    if not forest.sha256:  # not from a file: nothing to key it by
+        return kernels.compile_model(forest, backend=backend, n_threads=threads)
+    key = (forest.sha256, backend, threads)
+    with _driver_kernels_lock:
+        kernel = _driver_kernels.get(key)
+        if kernel is not None:
+            _driver_kernels.move_to_end(key)
+            return kernel
+    kernel = kernels.compile_model(forest, backend=backend, n_threads=threads)
+    with _driver_kernels_lock:
+        _driver_kernels[key] = kernel
+        while len(_driver_kernels) > _DRIVER_KERNELS:
+            _driver_kernels.popitem(last=False)
+    return kernel
 
 
 def local_kernel_threads() -> int:
@@ -244,9 +275,7 @@ def _run_job(
     variant_kernels = variants.compile(spec.backend, threads) if variants else None
     try:  # the forest is already loaded: compiling it must not read the file again
         kernel = (
-            variant_kernels[0]
-            if variant_kernels
-            else kernels.compile_model(forest, backend=spec.backend, n_threads=threads)
+            variant_kernels[0] if variant_kernels else _driver_kernel(forest, spec.backend, threads)
         )
     except kernels.KernelError as exc:
         raise BadInputError(str(exc)) from None
@@ -313,6 +342,9 @@ def _run_job(
                 seconds=time.perf_counter() - started,
             )
             results = dict(finished)
+            merger = ProfileMerger()  # each task's profile merged as it finishes
+            for r in finished.values():
+                merger.add(r.profile)
             bar = Progress(
                 sum(t.num_rows for t in tasks),
                 tasks=len(tasks),
@@ -337,6 +369,7 @@ def _run_job(
                     )
                     for result in executor.execute(factory, pending):
                         results[result.task_id] = result
+                        merger.add(result.profile)
                         bar.update(result.rows, retried=executor.stats.tasks_retried)
                         events.task_finished(run_id, result)
             except TaskFailed as exc:
@@ -357,7 +390,7 @@ def _run_job(
             finally:
                 bar.close()
             quality_started = time.perf_counter(), time.thread_time()
-            profile = merge_profiles(r.profile for r in results.values())
+            profile = merger.profile
             record = _record(
                 record_base, tasks, results, started, "ok", resumed=len(finished), profile=profile
             )
@@ -399,8 +432,10 @@ def _run_job(
             # Delta readers skip "_" folders); an s3:// sink uploads them there.
             stage_quality(staging.quality_dir, record, profile, judgement, features)
             # The driver's share of the statistics' cost (merge, drift, checks, tables).
-            record["quality_seconds"] = round(time.perf_counter() - quality_started[0], 3)
-            record["quality_cpu_seconds"] = round(time.thread_time() - quality_started[1], 3)
+            quality_wall = time.perf_counter() - quality_started[0] + merger.seconds
+            quality_cpu = time.thread_time() - quality_started[1] + merger.cpu_seconds
+            record["quality_seconds"] = round(quality_wall, 3)
+            record["quality_cpu_seconds"] = round(quality_cpu, 3)
             parts = {p for t in tasks for p in results[t.task_id].part_paths()}
             staging.commit(parts, record)
             outcome.update(record)

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,9 @@ class TaskResult:
         return self.parts or ([self.part] if self.part else [])
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        # Shallow: the values are JSON-ready already, and ``asdict`` deep-copies the
+        # profiles (about 130 kB of nested lists and dicts per task).
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> TaskResult:

@@ -11,6 +11,7 @@ import xgboost as xgb
 
 import kernels
 from kernels.cache import ModelCache
+from kernels.loaders import forget_recent_forests
 
 
 @pytest.fixture()
@@ -31,6 +32,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "cache"
     monkeypatch.setenv("LAKESCORE_CACHE_DIR", str(root))
     monkeypatch.delenv("LAKESCORE_CACHE", raising=False)
+    forget_recent_forests()  # a fresh cache: nothing loaded in memory either
     return root
 
 
@@ -57,6 +59,21 @@ def test_second_load_is_a_cache_hit_that_skips_parsing(model_file, cache_dir, mo
     _same(first, second)
 
 
+def test_a_process_keeps_the_forests_it_loaded(model_file, cache_dir):
+    """A second load of the same bytes in one process is served from memory (the disk
+    entry is not read again); new bytes are a new forest; without the cache, neither."""
+    first = kernels.load_model(model_file)
+    ModelCache(cache_dir).path_for(first.sha256).unlink()
+    assert kernels.load_model(model_file) is first
+    assert not ModelCache(cache_dir).path_for(first.sha256).exists()
+    assert not first.threshold.flags.writeable  # shared, so immutable
+
+    model_file.write_text(model_file.read_text().replace('"learner"', '"learner" ', 1))
+    changed = kernels.load_model(model_file)
+    assert changed is not first and changed.sha256 != first.sha256
+    assert kernels.load_model(model_file, cache=False) is not changed
+
+
 def test_changed_file_is_not_served_from_cache(model_file, cache_dir):
     first = kernels.load_model(model_file)
     text = model_file.read_text().replace('"learner"', '"learner" ', 1)  # same model, new bytes
@@ -79,6 +96,7 @@ def test_corrupt_entry_is_rebuilt_not_trusted(model_file, cache_dir, damage, cap
     else:
         data = bytearray(b"not a zip file" * 10)
     entry.write_bytes(bytes(data))
+    forget_recent_forests()  # as a new process would
     again = kernels.load_model(model_file)
     _same(good, again)
     assert "corrupt model cache entry" in caplog.text

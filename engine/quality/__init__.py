@@ -11,7 +11,7 @@ the ``runs``, ``feature_stats``, ``score_stats`` and ``drift`` tables
 from engine.quality.config import ChecksConfig, DriftConfig, DriftLimits, parse_checks, parse_drift
 from engine.quality.judge import Judgement, judge_run, stage_quality
 from engine.quality.profiler import ProfileSpec, TaskProfiler
-from engine.quality.reference import Profile, load_profile, merge_profiles
+from engine.quality.reference import Profile, ProfileMerger, load_profile, merge_profiles
 
 __all__ = [
     "ChecksConfig",
@@ -19,6 +19,7 @@ __all__ = [
     "DriftLimits",
     "Judgement",
     "Profile",
+    "ProfileMerger",
     "ProfileSpec",
     "TaskProfiler",
     "judge_run",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +106,32 @@ def load_profile(path: str | Path) -> Profile:
 def merge_profiles(parts: Iterable[dict[str, Any]]) -> Profile:
     """Merge task profiles (``{"features": {name: doc}, "scores": {name: doc}}`` and, in
     a variant run, ``"variants": {variant: {name: doc}}``)."""
-    merged = Profile()
+    merger = ProfileMerger()
     for part in parts:
+        merger.add(part)
+    return merger.profile
+
+
+class ProfileMerger:
+    """:func:`merge_profiles` one task at a time: the coordinator merges each task's
+    profile as the task finishes, while the others still score, instead of all of them
+    after the last (0.01-0.015 s of a reference run's serial tail)."""
+
+    def __init__(self) -> None:
+        self.profile = Profile()
+        #: seconds spent merging (wall, this thread's CPU), for the run record
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def add(self, part: dict[str, Any]) -> None:
+        started = time.perf_counter(), time.thread_time()
+        merged = self.profile
         for role, target in (("features", merged.features), ("scores", merged.scores)):
             _merge_into(target, part.get(role, {}))
         for variant, columns in part.get("variants", {}).items():
             _merge_into(merged.variants.setdefault(variant, {}), columns)
-    return merged
+        self.seconds += time.perf_counter() - started[0]
+        self.cpu_seconds += time.thread_time() - started[1]
 
 
 def _merge_into(target: dict[str, ColumnProfile], docs: dict[str, Any]) -> None:

@@ -200,3 +200,38 @@ def test_run_job_file_with_columns_and_relative_paths(
     assert record["tasks"] == 4 + 3  # 1800 rows and 1200 rows in 256-row groups, ~500 a task
     assert list(elsewhere.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "jobs"]
+
+
+def test_a_process_scoring_the_same_model_again_reuses_its_kernel(
+    model_file: Path, lake: Path, lake_table: pa.Table, tmp_path: Path, monkeypatch
+) -> None:
+    """A backfill calling ``score`` date after date: the second run finds the forest and
+    the compiled kernel of the first in memory; a changed model file gets its own, and
+    each run's scores are the model's."""
+    import shutil
+
+    import kernels
+    from engine import coordinator
+
+    compiled: list[kernels.Kernel] = []
+    real_compile = kernels.compile_model
+
+    def counting_compile(*args, **kwargs) -> kernels.Kernel:
+        compiled.append(real_compile(*args, **kwargs))
+        return compiled[-1]
+
+    monkeypatch.setattr(kernels, "compile_model", counting_compile)
+    coordinator._driver_kernels.clear()
+    first = score(model_file, lake, tmp_path / "a", id_column=ID)
+    again = score(model_file, lake, tmp_path / "b", id_column=ID)
+    assert len(compiled) == 1
+    for sink, result in ((tmp_path / "a", first), (tmp_path / "b", again)):
+        assert_sink_matches_source(sink, model_file, lake_table, result.run_id)
+
+    other = tmp_path / "other.json"  # the same trees, other bytes: another model file
+    shutil.copy(model_file, other)
+    other.write_text(other.read_text().replace('"learner"', '"learner" ', 1))
+    changed = score(other, lake, tmp_path / "c", id_column=ID)
+    assert len(compiled) == 2
+    assert changed.record["model_sha256"] != first.record["model_sha256"]
+    assert_sink_matches_source(tmp_path / "c", other, lake_table, changed.run_id)
