@@ -14,9 +14,26 @@ from kernels import native_build
 @numba.njit(nogil=True, boundscheck=False)
 def fill_masked(out, values, validity, offset):
     """``out[i] = values[i]`` where Arrow's validity bit ``offset + i`` is set, else NaN:
-    one branch-free pass (no filled temporary, no second pass over the column)."""
+    one pass, no filled temporary. With the bits byte-aligned (a decoded batch's are), it
+    goes a validity byte at a time: eight fixed lanes that LLVM vectorises, and a plain
+    copy where all eight are valid. 3.4x faster than a bit per row (1M x 50 values with 2%
+    nulls, in cache: 0.017 against 0.058 CPU s)."""
     nan = np.float32(np.nan)
-    for i in range(out.shape[0]):
+    n = out.shape[0]
+    done = 0
+    if offset & 7 == 0:
+        first = offset >> 3
+        done = n & ~7
+        for b in range(done >> 3):
+            byte = validity[first + b]
+            i = b << 3
+            if byte == 0xFF:
+                for k in range(8):
+                    out[i + k] = np.float32(values[i + k])
+            else:
+                for k in range(8):
+                    out[i + k] = np.float32(values[i + k]) if (byte >> k) & 1 else nan
+    for i in range(done, n):  # the tail, or every row of unaligned bits
         k = i + offset
         valid = (validity[k >> 3] >> (k & 7)) & 1
         out[i] = np.float32(values[i]) if valid else nan

@@ -125,19 +125,23 @@ def test_write_behind_close_drops_what_is_queued():
 
 @pytest.mark.parametrize("dtype", [pa.float32(), pa.float64(), pa.int64(), pa.bool_()])
 @pytest.mark.parametrize("offset", [0, 3, 8, 13])
-def test_fill_float32_matches_arrow_cast_with_nulls_and_slices(dtype, offset):
+@pytest.mark.parametrize("rows", [60, 64, 5])
+def test_fill_float32_matches_arrow_cast_with_nulls_and_slices(dtype, offset, rows):
+    """Aligned bits go a validity byte at a time (whole bytes, then a tail), unaligned
+    ones a bit at a time: both against Arrow's own cast and fill."""
     rng = np.random.default_rng(offset)
     values = rng.standard_normal(100) * 1e3
     values[[5, 17]] = [np.inf, -np.inf]
     mask = rng.random(100) < 0.2
+    mask[24:40] = False  # whole validity bytes with every bit set
     if pa.types.is_boolean(dtype):
         arr = pa.array(values > 0, mask=mask)
     elif pa.types.is_integer(dtype):
         arr = pa.array(np.nan_to_num(values, posinf=0, neginf=0).astype(np.int64), mask=mask)
     else:
         arr = pa.array(values, type=dtype, mask=mask)
-    arr = arr.slice(offset, 60)  # a bit offset into the validity bitmap
-    out = np.full(60, 7.0, dtype=np.float32)
+    arr = arr.slice(offset, rows)  # a bit offset into the validity bitmap
+    out = np.full(rows, 7.0, dtype=np.float32)
     fill_float32(out, arr)
     np.testing.assert_array_equal(out, column_as_float32(arr))
     assert np.isnan(out[~arr.is_valid().to_numpy(zero_copy_only=False)]).all()
