@@ -174,3 +174,37 @@ def test_a_closed_builder_gives_its_buffers_to_the_next():
     assert again == used
     np.testing.assert_array_equal(second.build(batch)[:, 0], np.arange(1000))
     second.close()
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_stage_clock_splits_the_cpu_of_wall_only_laps_by_their_wall_time():
+    """Per-column laps read only the wall clock; the batch's last lap reads the thread's
+    CPU clock and shares what was spent since among the stages lapped, by wall time."""
+    import time
+
+    from engine.task import StageClock
+
+    clock = StageClock()
+    own = time.thread_time()
+    clock.start()
+    for _ in range(3):  # like a batch's columns: features then stats, wall only
+        _spin(0.02)
+        clock.lap("features", cpu=False)
+        _spin(0.01)
+        clock.lap("stats", cpu=False)
+    clock.lap("features")  # the batch's last lap: the CPU reading
+    _spin(0.01)
+    clock.lap("write")  # an ordinary lap
+    spent = time.thread_time() - own
+    assert sum(clock.cpu.values()) == pytest.approx(spent, rel=0.05)
+    assert clock.cpu["features"] > clock.cpu["stats"] > 0  # 2:1 by wall, on a quiet machine
+    assert clock.cpu["write"] == pytest.approx(0.01, rel=0.5)
+    assert clock.wall["features"] > clock.wall["stats"] > 0
+    assert clock.cpu["kernel"] == clock.cpu["read"] == 0.0
