@@ -1,4 +1,9 @@
-"""The scoring job: Python API, CLI, job spec, lake IO, coordinator."""
+"""The scoring job: Python API, CLI, job spec, lake IO, coordinator.
+
+The public names load on first use (PEP 562): a Ray actor that imports only the task's
+modules (``engine.worker_factory``) does not pay for the driver's (the coordinator, the
+quality judgement, the report, the sinks): 0.54 s for all of ``engine`` here.
+"""
 
 # First, before anything loads pyarrow: Arrow's allocator keeps freed pages (see module).
 from cluster.arrow_allocator import keep_freed_pages
@@ -6,8 +11,9 @@ from cluster.arrow_allocator import keep_freed_pages
 keep_freed_pages()
 
 # ruff: noqa: E402
-from engine.api import score
-from engine.coordinator import ScoreResult, run_job
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from engine.errors import (
     BadInputError,
     ExecutionError,
@@ -15,7 +21,34 @@ from engine.errors import (
     QualityCheckError,
     QualityCheckFailed,
 )
-from engine.spec import JobSpec, load_job_file
+
+if TYPE_CHECKING:
+    from engine.api import score
+    from engine.coordinator import ScoreResult, run_job
+    from engine.spec import JobSpec, load_job_file
+
+#: public name -> the module that defines it, imported when the name is first used
+_LAZY = {
+    "score": "engine.api",
+    "ScoreResult": "engine.coordinator",
+    "run_job": "engine.coordinator",
+    "JobSpec": "engine.spec",
+    "load_job_file": "engine.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "BadInputError",

@@ -45,3 +45,26 @@ def test_a_warm_cache_scores_without_importing_numba(model_file: Path, lake: Pat
     assert runs[1] == {"rows": rows, "numba": False}
     first, second = (read_sink(tmp_path / f"sink{i}") for i in range(2))
     assert first.drop_columns(["run_id"]).equals(second.drop_columns(["run_id"]))
+
+
+def test_a_worker_imports_the_task_and_not_the_driver():
+    """A Ray actor unpickles a ``WorkerFactory``: that imports the task's modules, not
+    the coordinator's planning, quality judgement, report or sinks (``engine`` loads its
+    public names on first use)."""
+    probe = textwrap.dedent(
+        """
+        import json, sys
+        import engine
+        light = "engine.coordinator" not in sys.modules
+        import engine.worker_factory
+        worker = sorted(m for m in ("engine.coordinator", "engine.report", "engine.api",
+                                    "engine.delta_sink") if m in sys.modules)
+        from engine import score, JobSpec
+        print(json.dumps({"light": light, "worker": worker,
+                          "api": score.__module__, "spec": JobSpec.__module__}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "light": True, "worker": [], "api": "engine.api", "spec": "engine.spec",
+    }  # fmt: skip
