@@ -6,12 +6,10 @@ records (counts, timings, summaries) come back.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
 import logging
 import platform
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ from engine.task import TaskResult, WorkerConfig
 from engine.variant_stats import variants_record
 from engine.variants import VariantPlan, variant_fields
 from engine.worker_factory import WorkerFactory
+from kernels.cache import RecentValues
 
 log = logging.getLogger("lakescore.coordinator")
 
@@ -81,27 +80,18 @@ class ScoreResult:
 #: another job on the same model (a backfill scoring one date after another) skips the
 #: layout and the compiled-code cache's load (0.015-0.02 s of the reference model, before
 #: any task can start). A Kernel is safe to share between threads and runs.
-_driver_kernels: collections.OrderedDict[tuple[str, str, int], kernels.Kernel] = (
-    collections.OrderedDict()
-)
-_DRIVER_KERNELS = 4
-_driver_kernels_lock = threading.Lock()
+_driver_kernels: RecentValues[kernels.Kernel] = RecentValues(4)
 
 
 def _driver_kernel(forest: kernels.Forest, backend: str, threads: int) -> kernels.Kernel:
     if not forest.sha256:  # not from a file: nothing to key it by
         return kernels.compile_model(forest, backend=backend, n_threads=threads)
     key = (forest.sha256, backend, threads)
-    with _driver_kernels_lock:
-        kernel = _driver_kernels.get(key)
-        if kernel is not None:
-            _driver_kernels.move_to_end(key)
-            return kernel
-    kernel = kernels.compile_model(forest, backend=backend, n_threads=threads)
-    with _driver_kernels_lock:
-        _driver_kernels[key] = kernel
-        while len(_driver_kernels) > _DRIVER_KERNELS:
-            _driver_kernels.popitem(last=False)
+    kernel = _driver_kernels.get(key)
+    if kernel is None:
+        kernel = _driver_kernels.put(
+            key, kernels.compile_model(forest, backend=backend, n_threads=threads)
+        )
     return kernel
 
 

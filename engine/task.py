@@ -124,7 +124,8 @@ class StageClock:
         used, walls = now - self._mark[1], self._since_cpu
         total = sum(walls.values())
         for lapped, share in walls.items():
-            self.cpu[lapped] += used * (share / total if total > 0 else lapped == stage)
+            weight = share / total if total > 0 else float(lapped == stage)
+            self.cpu[lapped] += used * weight
         walls.clear()
         self._mark = (wall, now)
 

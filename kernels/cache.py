@@ -26,15 +26,51 @@ import json
 import logging
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from kernels.ir import ARRAY_FIELDS, Forest
 
 log = logging.getLogger("lakescore.kernels.cache")
+
+V = TypeVar("V")
+
+
+class RecentValues(Generic[V]):
+    """The last ``size`` values put, by key, in this process's memory (least recently
+    used out first); safe to share between threads. For objects that are immutable or
+    safe to share: a loaded forest, a compiled kernel."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: V) -> V:
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
 
 #: Bump when the IR's meaning changes (a new field, a different layout of an array).
 IR_VERSION = 5

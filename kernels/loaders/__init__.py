@@ -9,13 +9,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from kernels.cache import ModelCache, cache_enabled
+from kernels.cache import ModelCache, RecentValues, cache_enabled
 from kernels.errors import KernelError, ModelFormatError, UntrustedModelError
 from kernels.ir import Forest
 
@@ -35,32 +33,12 @@ FORMATS: dict[str, tuple[str, str]] = {
 #: read-only). A process that loads the same model again, a backfill scoring one date
 #: after another or a standing worker, skips the disk cache's read and digest check
 #: (0.013-0.025 s of the reference model, before any task can start).
-RECENT_FORESTS = 4
-_recent: OrderedDict[str, Forest] = OrderedDict()
-_recent_lock = threading.Lock()
-
-
-def _recent_forest(sha256: str) -> Forest | None:
-    with _recent_lock:
-        forest = _recent.get(sha256)
-        if forest is not None:
-            _recent.move_to_end(sha256)
-        return forest
+_recent: RecentValues[Forest] = RecentValues(4)
 
 
 def forget_recent_forests() -> None:
     """Empty this process's memory of loaded forests (the disk cache stays)."""
-    with _recent_lock:
-        _recent.clear()
-
-
-def _remember(forest: Forest) -> Forest:
-    with _recent_lock:
-        _recent[forest.sha256] = forest
-        _recent.move_to_end(forest.sha256)
-        while len(_recent) > RECENT_FORESTS:
-            _recent.popitem(last=False)
-    return forest
+    _recent.clear()
 
 
 #: Formats whose loading runs code from the file: refused unless the caller trusts it.
@@ -158,11 +136,11 @@ def load_model(
         )
     sha256 = hashlib.sha256(data).hexdigest()
     use_cache = cache_enabled() if cache is None else cache
-    if use_cache and (recent := _recent_forest(sha256)) is not None:
+    if use_cache and (recent := _recent.get(sha256)) is not None:
         return recent
     store = ModelCache() if use_cache else None
     if store is not None and (cached := store.get(sha256)) is not None:
-        return _remember(cached)
+        return _recent.put(sha256, cached)
     try:
         forest = _loader(fmt)(data)
     except KernelError as exc:
@@ -175,5 +153,5 @@ def load_model(
     forest = replace(forest, sha256=sha256)
     if store is not None:
         store.put(forest)
-        _remember(forest)
+        _recent.put(sha256, forest)
     return forest
