@@ -20,7 +20,7 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("numba.cuda")
 
-from scoring_helpers import ID, CountingTasks, read_sink, scores_by_id  # noqa: E402
+from scoring_helpers import ID, CountingTasks, read_sink, scores_by_id, write_lake  # noqa: E402
 
 import engine  # noqa: E402
 from cluster import TaskFailed  # noqa: E402
@@ -105,23 +105,26 @@ def test_gpu_only_without_a_free_gpu_fails_the_run(tmp_path: Path) -> None:
         list(executor.execute(DeviceProbe(str(tmp_path)), CountingTasks(2)))
 
 
-def test_the_engine_scores_on_gpu_and_cpu_actors_alike(
-    model_file: Path, lake: Path, tmp_path: Path
-) -> None:
+def test_the_engine_scores_on_gpu_and_cpu_actors_alike(model_file: Path, tmp_path: Path) -> None:
     """The GPU actor compiles the CUDA kernel (simulated), the CPU actor the Numba one; the
-    sink holds every row once, with the scores of the local executor."""
-    local = engine.score(model_file, lake, tmp_path / "local", id_column=ID, task_rows=128)
+    sink holds every row once, with the scores of the local executor.
+
+    The free pool pulls the next task, and the GPU actor is ready last (it imports the
+    simulator and builds a CUDA kernel): the job has 192 tasks of 16 rows, not 24, so that
+    the CPU actor cannot drain them all first (with 24 it once did, on a slow machine)."""
+    lake = write_lake(tmp_path / "lake", row_group_rows=16)  # 3,000 rows, 192 row groups
+    local = engine.score(model_file, lake, tmp_path / "local", id_column=ID, task_rows=16)
     spec = JobSpec(
         model=str(model_file),
         source=str(lake),
         sink=str(tmp_path / "ray"),
         id_column=ID,
         cluster="ray",
-        task_rows=128,
+        task_rows=16,
     )
     result = run_job(spec, executor=RayExecutor(gpu="auto", gpu_env=SIMULATOR), progress=False)
     by_backend = result.record["tasks_by_backend"]
-    assert sum(by_backend.values()) == 24
+    assert sum(by_backend.values()) == 192
     assert by_backend.get("cuda", 0) >= 1 and by_backend.get("numba", 0) >= 1, by_backend
     ray_scores, local_scores = (
         scores_by_id(read_sink(tmp_path / "ray")),
