@@ -313,6 +313,56 @@ def test_new_actors_on_a_larger_job(
     _REPORT.append(f"  new actors, {factor * ROWS:,} rows, {_overhead_line(pairs)}")
 
 
+@pytest.mark.usefixtures("local_ray")
+def test_rays_own_floor_two_empty_actors(
+    benchmark, reference_path: Path, reference_lake: Path, tmp_path: Path
+) -> None:
+    """What Ray itself costs a run that starts its actors, with no lakescore in them: two
+    actors of an empty class, 1 CPU each, from ``.remote()`` until both answered, once
+    the previous two are killed and their CPUs are back (as a new-actor run finds Ray).
+    Alternated with local 1M-row runs: the floor as a share of the job, per pair."""
+    import ray
+
+    class Empty:  # defined here: Ray ships it by value (actors cannot import this module)
+        def ping(self) -> int:
+            return os.getpid()
+
+    empty = ray.remote(num_cpus=1, max_restarts=0)(Empty)
+    sinks = iter(range(1_000_000))
+    pairs: list[tuple[tuple[float], tuple[float]]] = []  # (local wall,), (floor,)
+
+    def local() -> tuple[float]:
+        started = time.perf_counter()
+        _score(reference_path, reference_lake, tmp_path / f"s{next(sinks)}", "local")
+        return (time.perf_counter() - started,)
+
+    def two_empty_actors() -> tuple[float]:
+        started = time.perf_counter()
+        actors = [empty.remote() for _ in range(2)]
+        ray.get([a.ping.remote() for a in actors])
+        seconds = time.perf_counter() - started
+        for actor in actors:
+            ray.kill(actor)
+        deadline = time.monotonic() + 5.0
+        while ray.available_resources().get("CPU", 0.0) < 2.0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return (seconds,)
+
+    def alternate() -> None:
+        local()  # warm
+        two_empty_actors()  # the first pair may find workers Ray started ahead
+        pairs.extend(_alternating_pairs(local, two_empty_actors, 5))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    floors = sorted(floor[0] for _, floor in pairs)
+    shares = sorted(100 * floor[0] / run[0] for run, floor in pairs)
+    _REPORT.append(
+        f"  Ray's floor: two empty actors ready in {floors[len(floors) // 2]:.2f} s median "
+        f"({', '.join(f'{x:.2f}' for x in floors)}), {shares[len(shares) // 2]:.0f}% of the "
+        f"local run in its pair ({', '.join(f'{x:.0f}' for x in shares)})"
+    )
+
+
 T = TypeVar("T", bound=tuple)
 
 
