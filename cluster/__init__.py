@@ -15,7 +15,12 @@ __all__ = [
 
 
 def make_executor(
-    spec: str, *, threads: int = 2, gpu: str = "auto", task_retries: int = 0
+    spec: str,
+    *,
+    threads: int = 2,
+    actor_cpus: int = 1,
+    gpu: str = "auto",
+    task_retries: int = 0,
 ) -> Executor:
     """An executor from the ``--cluster`` value.
 
@@ -23,7 +28,8 @@ def make_executor(
     local Ray sized to the machine, started when the first task runs and stopped by
     ``shutdown()``. ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: Ray actors on an
     existing cluster, connected to here (``shutdown()`` disconnects; the cluster keeps
-    running). A Ray this process is already connected to is used as it is. ``gpu`` is the
+    running). A Ray this process is already connected to is used as it is. ``actor_cpus``
+    is the CPUs each Ray actor reserves (and the tasks it runs at once). ``gpu`` is the
     Ray executor's GPU pool mode (``auto``, ``never``, ``only``; see ``RayExecutor``), and
     ``task_retries`` how often a task that raised runs again before the run fails.
 
@@ -32,7 +38,8 @@ def make_executor(
     """
     if spec == "local":
         return LocalExecutor(threads=threads, task_retries=task_retries)
-    from cluster.ray_executor import RayExecutor, import_ray, is_ray_address
+    from cluster.ray_connection import import_ray, is_ray_address
+    from cluster.ray_executor import RayExecutor
 
     if spec not in ("ray", "auto") and not is_ray_address(spec):
         raise ValueError(
@@ -41,8 +48,10 @@ def make_executor(
         )
     import_ray()  # a missing package is a ValueError naming the extra to install
     if spec == "ray":  # started by the first task: a run that fails before leaves nothing
-        return RayExecutor(gpu=gpu, task_retries=task_retries)
-    executor = RayExecutor(address=spec, gpu=gpu, task_retries=task_retries)
+        return RayExecutor(cpus_per_actor=actor_cpus, gpu=gpu, task_retries=task_retries)
+    executor = RayExecutor(
+        address=spec, cpus_per_actor=actor_cpus, gpu=gpu, task_retries=task_retries
+    )
     try:  # connect now: an unreachable cluster is bad input, found before any work
         executor.start()
     except ConnectionError as exc:

@@ -7,7 +7,11 @@ pickles only a small config), then runs tasks one at a time. Inside
 start-up (:mod:`cluster.ray_standing`). Before the actors go, each reports its work, CPU
 seconds and peak RSS (``stats.extra["actor_stats"]``).
 
-The driver keeps at most ``tasks_per_actor`` tasks queued on each actor and hands the
+An actor of ``C`` CPUs runs ``C`` tasks at once in threads, sharing one worker and one
+kernel pool of ``C`` threads (the local executor's design, in each actor's process): one
+process start, one import and one kernel per actor, and the last tasks of a run still
+use every CPU the actor holds. The driver keeps at most ``tasks_per_actor`` tasks per
+running slot queued on each actor and hands the
 next task to whichever actor has a free slot when a result comes back (``ray.wait``), so
 a faster actor takes more of the work and memory stays bounded however many tasks a run
 has.
@@ -33,8 +37,6 @@ Ray is imported only when a Ray executor runs (``import cluster`` stays cheap).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -45,34 +47,14 @@ from cluster import huge_pages, ray_standing
 from cluster.arrow_allocator import allocator_env
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
 from cluster.ray_actor import actor_class
+from cluster.ray_connection import connect, import_ray, is_ray_address, machine_cpus
+
+__all__ = ["GPU_MODES", "RayExecutor", "import_ray", "is_ray_address", "machine_cpus"]
 
 log = logging.getLogger("lakescore.cluster.ray")
 
-INSTALL_HINT = "pip install 'lakescore[ray]'"
-
-#: Results are small task records and scores never pass through the driver, so a local
-#: Ray this executor starts gets a small object store instead of Ray's 30% of memory.
-LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
-
 _NO_TASK = object()  # the task iterator is exhausted (a task may be any object, None too)
 _READY = object()  # marks the ``prepare()`` call of an actor that is starting
-
-
-def import_ray() -> Any:
-    """The ``ray`` module; a missing package is a ``ValueError`` naming the extra."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ValueError(f"Ray is not installed ({INSTALL_HINT})") from exc
-    return ray
-
-
-def machine_cpus() -> int:
-    """CPUs this process may use (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 #: What the ``gpu`` option accepts: GPU actors where GPUs are free, none, or only those.
@@ -90,6 +72,7 @@ class _Slot:
     gpus: float = 0.0
     ready: bool = False
     alive: bool = True
+    slots: int = 1  # tasks it runs at once
     in_flight: int = 0
     done: int = 0
     asked: float = field(default_factory=time.perf_counter)  # when it was made or reused
@@ -133,11 +116,13 @@ class RayExecutor(BaseExecutor):
     num_actors
         Actors in the pool; by default one per free CPU (over ``cpus_per_actor``).
     cpus_per_actor
-        CPUs each actor reserves (and Numba threads its kernel uses); lowered to what the
-        cluster has free, so every actor of the pool can be scheduled at once.
+        CPUs each actor reserves, and the tasks it runs at once (its whole part: 2.5 CPUs
+        run 2) and the threads of its kernel; lowered to what the cluster has free, so
+        every actor of the pool can be scheduled at once. Whole nodes (``C`` = a node's
+        CPUs) mean one process, one import and one kernel per node.
     tasks_per_actor
-        Tasks queued on one actor at a time (one running, the rest waiting): the bound on
-        tasks in flight is ``num_actors * tasks_per_actor``.
+        Tasks queued on one actor per task it runs at once (running and waiting): the
+        bound on tasks in flight is ``num_actors * slots * tasks_per_actor``.
     max_retries
         Times a task whose actor died is run again on another actor.
     task_retries
@@ -221,23 +206,8 @@ class RayExecutor(BaseExecutor):
         Raises ``ValueError`` when Ray is not installed and ``ConnectionError`` when the
         address cannot be reached.
         """
-        ray = import_ray()
-        if ray.is_initialized():
-            return
-        options: dict[str, Any] = {"logging_level": logging.WARNING, **self.init_options}
-        if self.address is None:
-            # address="local": a private instance, never a cluster someone else started.
-            options.setdefault("num_cpus", machine_cpus())
-            options.setdefault("include_dashboard", False)
-            options.setdefault("object_store_memory", LOCAL_OBJECT_STORE_BYTES)
-            ray.init(address="local", **options)
-            self._owns_ray = True
-            log.info("started a local Ray with %s CPU(s)", options["num_cpus"])
-        else:
-            _check_reachable(self.address)
-            ray.init(address=self.address, **options)
-            self._owns_ray = True  # the connection: ray.shutdown() only disconnects
-            log.info("connected to Ray at %s", self.address)
+        if connect(self.address, self.init_options):
+            self._owns_ray = True  # a local Ray to stop, or a connection to drop
 
     def shutdown(self) -> None:
         """Stop the local Ray this executor started, or drop the connection it made (the
@@ -274,7 +244,11 @@ class RayExecutor(BaseExecutor):
         # started ahead, and a process start is most of an actor's start-up).
         env = {**allocator_env(), **huge_pages.process_env()}
         options: dict[str, dict[str, Any]] = {
-            "cpu": {"num_cpus": cpus, "env": {"NUMBA_NUM_THREADS": str(max(1, int(cpus))), **env}},
+            "cpu": {
+                "num_cpus": cpus,
+                "max_concurrency": _slots(cpus),
+                "env": {"NUMBA_NUM_THREADS": str(_slots(cpus)), **env},
+            },
             "gpu": {
                 "num_cpus": gpu_cpus,
                 "num_gpus": self.gpus_per_actor,
@@ -296,13 +270,15 @@ class RayExecutor(BaseExecutor):
         def spawn(device: str = "cpu") -> None:
             opts = dict(options[device])
             env = opts.pop("env")
+            slots = opts.get("max_concurrency", 1)
             handle = (
                 actor_class()
                 # a dead actor is replaced here, so its tasks are counted
                 .options(max_restarts=0, max_task_retries=0, **opts)
-                .remote(env)
+                .remote(env, slots)
             )
-            prepare(_Slot(handle, device, keys[device], opts["num_cpus"], opts.get("num_gpus", 0)))
+            cpus, gpus = opts["num_cpus"], opts.get("num_gpus", 0)
+            prepare(_Slot(handle, device, keys[device], cpus, gpus, slots=slots))
             self._stats.workers_started += 1
 
         try:
@@ -311,7 +287,10 @@ class RayExecutor(BaseExecutor):
                 if wanted[actor.device] > 0 and actor.key == keys[actor.device]:
                     wanted[actor.device] -= 1
                     standing.remove(actor)
-                    slot = _Slot(actor.handle, actor.device, actor.key, actor.cpus, actor.gpus)
+                    slot = _Slot(
+                        actor.handle, actor.device, actor.key, actor.cpus, actor.gpus,
+                        slots=options[actor.device].get("max_concurrency", 1),
+                    )  # fmt: skip
                     prepare(slot)
                     self._stats.extra["actors_reused"] = (
                         self._stats.extra.get("actors_reused", 0) + 1
@@ -377,11 +356,13 @@ class RayExecutor(BaseExecutor):
     def _fill(self, run: _Run, source: Iterator[Any]) -> None:
         """Queue tasks on started actors with a free slot, the least busy first."""
         while True:
-            free = [s for s in run.live() if s.ready and s.in_flight < self.tasks_per_actor]
+            free = [
+                s for s in run.live() if s.ready and s.in_flight < self.tasks_per_actor * s.slots
+            ]
             if not free or not self._has_work(run, source):
                 return
             task, attempt = run.queue.popleft()
-            slot = min(free, key=lambda s: s.in_flight)
+            slot = min(free, key=lambda s: s.in_flight / s.slots)
             slot.in_flight += 1
             run.calls[slot.handle.run.remote(task)] = _Call(slot, task, attempt)
 
@@ -504,26 +485,14 @@ class RayExecutor(BaseExecutor):
             by_actor[f"{doc['node']}:{doc['pid']}"] = doc
 
 
+def _slots(cpus: float) -> int:
+    """Tasks an actor of ``cpus`` CPUs runs at once: its whole CPUs, at least one."""
+    return max(1, int(cpus))
+
+
 def _kill(ray: Any, actors: list[Any]) -> None:
     for actor in actors:
         ray.kill(actor.handle)
-
-
-def is_ray_address(spec: str) -> bool:
-    """Whether ``spec`` is ``HOST:PORT`` or ``ray://HOST:PORT`` (with a port number)."""
-    host, sep, port = spec.removeprefix("ray://").rpartition(":")
-    return bool(sep and host and "/" not in host and port.isdigit() and 0 < int(port) < 65536)
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on an address nothing listens on (``ray.init`` waits minutes on it)."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ConnectionError(f"cannot reach Ray at {address}: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import kernels
-from cluster.ray_executor import machine_cpus
+from cluster.ray_connection import machine_cpus
 from engine.assess_reference import compare, load_reference
 from engine.assess_sample import STAGES, Sample, read_sample
 from engine.assess_schema import check_schema

@@ -244,6 +244,7 @@ def _run_job(
                 executor = make_executor(
                     spec.cluster,
                     threads=spec.workers,
+                    actor_cpus=spec.actor_cpus,
                     gpu=_executor_gpu_mode(spec.backend),
                     task_retries=spec.task_retries,
                 )

@@ -69,6 +69,9 @@ class JobSpec:
         Target rows per task (tasks are whole row groups of one file).
     workers
         Tasks in flight at once on the local executor.
+    actor_cpus
+        CPUs each Ray actor reserves; it runs that many tasks at once in threads that
+        share one kernel (a node's CPUs: one process per node). Local runs ignore it.
     source_version, source_timestamp
         Time travel on a Delta source: score this version of the table, or the version
         current at this ISO 8601 time (UTC when it names no zone). The latest by default.
@@ -128,6 +131,7 @@ class JobSpec:
     batch_rows: int = 65_536
     task_rows: int = 262_144
     workers: int = 2
+    actor_cpus: int = 1
     task_retries: int = 2
     trust_pickle: bool = False
     source_version: int | None = None
@@ -150,7 +154,7 @@ class JobSpec:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise BadInputError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
-        for name in ("batch_rows", "task_rows", "workers", "task_retries"):
+        for name in ("batch_rows", "task_rows", "workers", "actor_cpus", "task_retries"):
             value = getattr(self, name)
             least = 0 if name == "task_retries" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -201,6 +205,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_rows": int,
     "task_rows": int,
     "workers": int,
+    "actor_cpus": int,
     "task_retries": int,
     "trust_pickle": bool,
     "source_version": int,

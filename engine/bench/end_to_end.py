@@ -122,7 +122,7 @@ def _resources(executor: Any, cluster: str, cores: int) -> tuple[int, int]:
     and the CPUs of the actor pool (asked while still connected)."""
     if cluster == "local":
         return 1, cores
-    from cluster.ray_executor import import_ray
+    from cluster.ray_connection import import_ray
 
     ray = import_ray()
     extra = executor.stats.extra

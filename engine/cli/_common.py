@@ -67,6 +67,14 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=int, default=2, help="tasks in flight (local executor; Ray sizes its own)"
     )
+    p.add_argument(
+        "--actor-cpus",
+        dest="actor_cpus",
+        type=int,
+        default=1,
+        metavar="N",
+        help="CPUs per Ray actor, each running N tasks at once on one kernel (default 1)",
+    )
     add_trust_flag(p)
 
 
@@ -142,6 +150,7 @@ def job_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
         cluster=args.cluster,
         batch_rows=args.batch_rows,
         workers=args.workers,
+        actor_cpus=args.actor_cpus,
         trust_pickle=args.trust_pickle,
         registry=resolve_path(args.registry, cwd) if args.registry else None,
         source_version=args.source_version,

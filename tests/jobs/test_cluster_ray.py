@@ -9,6 +9,7 @@ Workers record what they did in files, since an actor shares no memory with the 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import pickle
@@ -39,8 +40,8 @@ from scoring_helpers import (  # noqa: E402
 import cluster  # noqa: E402
 import engine  # noqa: E402
 from cluster import TaskFailed, make_executor  # noqa: E402
-from cluster import ray_executor as ray_executor_module  # noqa: E402
 from cluster.arrow_allocator import allocator_env  # noqa: E402
+from cluster.ray_connection import check_reachable  # noqa: E402
 from cluster.ray_executor import RayExecutor  # noqa: E402
 from engine.coordinator import run_job  # noqa: E402
 from engine.errors import BadInputError  # noqa: E402
@@ -164,6 +165,36 @@ def test_every_task_once_bounded_and_the_faster_actor_takes_more(tmp_path: Path)
     assert stats.workers_started == 2
     assert sorted(stats.extra["tasks_by_actor"]) == sorted(by_pid.values())
     assert ray.is_initialized()  # not this executor's Ray: left running
+
+
+def test_an_actor_of_two_cpus_runs_two_tasks_at_once_on_one_worker(tmp_path: Path) -> None:
+    probe = Probe(str(tmp_path), seconds=0.4)
+    tasks = CountingTasks(6)
+    executor = RayExecutor(num_actors=1, cpus_per_actor=2.0, tasks_per_actor=1)
+    results = []
+    for result in executor.execute(probe, tasks):
+        results.append(result)
+        assert tasks.pulled - len(results) <= 2  # one queued task per slot
+    executor.shutdown()
+
+    assert sorted(r[1] for r in results) == list(range(6))
+    assert len({r[2] for r in results}) == 1  # one process...
+    [factory_call] = files(tmp_path, "factory")  # ...one worker, built once by its slots
+    assert (tmp_path / factory_call).read_text().split()[0] == "2"  # a kernel of 2 threads
+    spans = {  # task -> (started, finished), from the files' times
+        int(name.split("-")[1]): (tmp_path / name).stat().st_mtime_ns
+        for name in files(tmp_path, "started")
+    }
+    ends = {
+        int(n.split("-")[1]): (tmp_path / n).stat().st_mtime_ns for n in files(tmp_path, "finished")
+    }
+    overlapping = [
+        (a, b) for a in spans for b in spans if a < b and spans[a] < ends[b] and spans[b] < ends[a]
+    ]
+    assert len(overlapping) >= 2  # two slots: tasks ran side by side
+    [doc] = executor.stats.extra["actor_stats"].values()
+    assert doc["slots"] == 2 and doc["tasks"] == 6
+    assert executor.stats.extra["tasks_by_actor"] == [6]
 
 
 def test_failure_is_the_original_exception_and_stops_the_run(tmp_path: Path) -> None:
@@ -294,6 +325,12 @@ def test_no_task_starts_no_actor(tmp_path: Path) -> None:
     assert executor.stats.workers_started == 0
 
 
+def test_actor_cpus_must_be_a_whole_cpu_or_more(model_file: Path, lake: Path) -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(BadInputError, match=r"actor_cpus: must be an integer >= 1"):
+            JobSpec(model=str(model_file), source=str(lake), sink="s", actor_cpus=bad)
+
+
 def test_options_are_checked() -> None:
     for bad in (
         {"num_actors": 0},
@@ -359,22 +396,32 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_address_nothing_listens_on_fails_fast() -> None:
     started = time.perf_counter()
     with pytest.raises(ConnectionError, match=r"cannot reach Ray at ray://127\.0\.0\.1:1: "):
-        ray_executor_module._check_reachable("ray://127.0.0.1:1")
+        check_reachable("ray://127.0.0.1:1")
     assert time.perf_counter() - started < 10
 
 
 # --- the engine on Ray -------------------------------------------------------------------
 
 
-def test_engine_on_ray_matches_local(model_file: Path, lake: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("actor_cpus", [1, 2])
+def test_engine_on_ray_matches_local(
+    model_file: Path, lake: Path, tmp_path: Path, actor_cpus: int
+) -> None:
+    """One actor per CPU, or one actor of both CPUs running two tasks at once."""
     local = engine.score(model_file, lake, tmp_path / "local", id_column=ID, task_rows=128)
     started = time.perf_counter()
     on_ray = engine.score(
-        model_file, lake, tmp_path / "ray", id_column=ID, cluster="ray", task_rows=128
-    )
+        model_file, lake, tmp_path / "ray", id_column=ID, cluster="ray", task_rows=128,
+        actor_cpus=actor_cpus,
+    )  # fmt: skip
     assert time.perf_counter() - started < 90  # 24 tasks on 2 CPUs: no hang
     assert on_ray.status == "ok"
     assert on_ray.record["executor"] == "ray"
+    stats = on_ray.record["executor_stats"]
+    assert (stats["actors"], stats["cpus_per_actor"]) == (2 // actor_cpus, actor_cpus)
+    assert [doc["slots"] for doc in stats["actor_stats"].values()] == [actor_cpus] * (
+        2 // actor_cpus
+    )
     assert on_ray.rows_scored == local.rows_scored == 3000
     assert on_ray.tasks == 24
     ray_table, local_table = read_sink(tmp_path / "ray"), read_sink(tmp_path / "local")
@@ -408,12 +455,16 @@ def test_cli_on_an_existing_cluster(
     cli, local_ray: str, model_file: Path, lake: Path, tmp_path: Path
 ) -> None:
     """``--cluster HOST:PORT`` joins the module's Ray as a second driver and leaves it
-    running; an address nothing listens on is exit 2 with one line."""
+    running (here with one actor of both CPUs); an address nothing listens on is exit 2
+    with one line."""
     sink = tmp_path / "scores"
     proc = cli("score", "--model", model_file, "--source", lake, "--sink", sink,
-               "--id-column", ID, "--cluster", local_ray)  # fmt: skip
+               "--id-column", ID, "--cluster", local_ray, "--actor-cpus", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert read_sink(sink).num_rows == 3000
+    [record] = (sink / "_lakescore" / "run_records").glob("*.json")
+    stats = json.loads(record.read_text())["executor_stats"]
+    assert (stats["actors"], stats["cpus_per_actor"]) == (1, 2)
     assert ray.get(ray.put("still up"), timeout=30) == "still up"
 
     proc = run_cli("score", "--model", model_file, "--source", lake,
