@@ -240,6 +240,23 @@ def test_a_task_whose_actor_was_killed_runs_again_elsewhere(tmp_path: Path) -> N
     assert len(factory_pids) == len(set(factory_pids))  # once per actor, restarts too
 
 
+def test_an_actor_of_two_slots_killed_mid_task_loses_no_task(tmp_path: Path) -> None:
+    """Its process dies with a task on each slot and more queued: every one of them runs
+    again on the replacement actor, and each task's result comes back once."""
+    probe = Probe(str(tmp_path), seconds=0.1, crash_on=3)
+    executor = RayExecutor(num_actors=1, cpus_per_actor=2.0)
+    results = list(executor.execute(probe, range(10)))
+
+    assert sorted(r[1] for r in results) == list(range(10))
+    [crashed] = files(tmp_path, "crashed")
+    assert {r[2] for r in results if r[1] >= 3} == {r[2] for r in results if r[1] == 3}
+    assert next(r[2] for r in results if r[1] == 3) != int(crashed.split("-")[2])
+    stats = executor.stats
+    assert stats.tasks_retried >= 2  # task 3 and at least the one beside it
+    assert stats.tasks_succeeded == 10
+    assert stats.workers_started == 2
+
+
 def test_retries_are_bounded(tmp_path: Path) -> None:
     probe = Probe(str(tmp_path), crash_on=0, crash_always=True)
     executor = RayExecutor(num_actors=1, tasks_per_actor=1, max_retries=1)
