@@ -143,10 +143,11 @@ class CpuMeter:
         }
 
 
-def _score(model: Path, lake: Path, sink: Path, cluster_spec: str) -> engine.ScoreResult:
+def _score(model: Path, lake: Path, sink: Path, cluster_spec: str,
+           actor_cpus: int = 1) -> engine.ScoreResult:  # fmt: skip
     return engine.score(
         model=model, source=lake, sink=sink, id_column="customer_id", workers=2,
-        cluster=cluster_spec,
+        cluster=cluster_spec, actor_cpus=actor_cpus,
     )  # fmt: skip
 
 
@@ -188,6 +189,7 @@ def _run_rounds(run_contender, name: str, score: Callable[[], engine.ScoreResult
 _FIGURES: dict[str, list[dict[str, Any]]] = {}
 _TIMELINES: dict[str, dict[str, float]] = {}
 LOCAL, NEW, STANDING = "lakescore score", "ray, new actors", "ray, standing actors"
+NEW_WHOLE = "ray, one new actor of 2 CPUs"  # --actor-cpus 2: two tasks at once in it
 
 
 @pytest.mark.usefixtures("local_ray")
@@ -215,7 +217,7 @@ def test_local_and_ray(
 
 
 @pytest.mark.usefixtures("local_ray")
-@pytest.mark.parametrize("name", [NEW, STANDING])
+@pytest.mark.parametrize("name", [NEW, NEW_WHOLE, STANDING])
 def test_overhead_in_alternating_rounds(
     benchmark, name: str, reference_path: Path, reference_lake: Path, tmp_path: Path
 ) -> None:
@@ -225,11 +227,13 @@ def test_overhead_in_alternating_rounds(
     and CPU of every process: driver, actors, Ray's daemons). Reports the median pair."""
     sinks = iter(range(1_000_000))
     pairs: list[tuple[tuple[float, float], tuple[float, float]]] = []  # (wall, CPU) each
+    actor_cpus = 2 if name == NEW_WHOLE else 1
 
     def timed(spec: str) -> tuple[float, float]:
         meter = CpuMeter()
         started = time.perf_counter()
-        result = _score(reference_path, reference_lake, tmp_path / f"s{next(sinks)}", spec)
+        sink = tmp_path / f"s{next(sinks)}"
+        result = _score(reference_path, reference_lake, sink, spec, actor_cpus=actor_cpus)
         wall = time.perf_counter() - started
         cpu = meter.stop(result.record.get("executor_stats", {}).get("actor_stats", {}))
         assert result.rows_scored == ROWS
