@@ -5,9 +5,10 @@ The data and model are made by :mod:`scoring_helpers` from fixed seeds, once per
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,3 +66,22 @@ def copy_lake(lake: Path, tmp_path: Path) -> Callable[..., Path]:
         return dest
 
     return make
+
+
+@pytest.fixture(scope="module")
+def local_ray(private_model_cache: Path) -> Iterator[str]:
+    """A private 2-CPU Ray for the module that asks for it (its workers see the session's
+    model cache); yields its address."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,
+        logging_level=logging.WARNING,
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
