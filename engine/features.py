@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine._native import fill_masked
 
@@ -154,6 +153,8 @@ def fill_float32(out: np.ndarray, arr: pa.Array | pa.ChunkedArray) -> None:
 
 def column_as_float32(arr: pa.Array) -> np.ndarray:
     """One Arrow column as float32 numpy, nulls as NaN (zero-copy when already float32)."""
+    import pyarrow.compute as pc  # here: a worker filling from Arrow buffers never loads it
+
     if arr.type != pa.float32():
         arr = pc.cast(arr, pa.float32(), safe=False)
     if arr.null_count:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engine._fsutil import temp_path_for
@@ -82,6 +81,8 @@ class PartWriters:
                 value = c.value if c.constant else self.source_partition[c.name]
                 per_column.append([value])
                 continue
+            import pyarrow.compute as pc  # only for columns that partition the output
+
             text = pc.cast(source.column(c.name), pa.string())
             encoded = text.dictionary_encode()
             values = encoded.dictionary.to_pylist()

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,7 +42,9 @@ from engine.plan import ScoreTask
 from engine.quality.profiler import ProfileSpec, TaskProfiler
 from engine.source import one_line
 from engine.storage import Storage, fs_and_path, open_parquet
-from engine.variants import VariantConfig, VariantScorer
+
+if TYPE_CHECKING:  # a job with variants imports them when its worker starts
+    from engine.variants import VariantConfig, VariantScorer
 
 log = logging.getLogger("lakescore.task")
 
@@ -203,6 +205,8 @@ class ScoringWorker:
         self.config = config
         self.variants: VariantScorer | None = None
         if config.variants is not None:  # each row scored by its variant's kernel
+            from engine.variants import VariantScorer
+
             self.variants = (
                 VariantScorer(config.variants, variant_kernels)
                 if variant_kernels

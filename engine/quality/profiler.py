@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasketches import kll_floats_sketch
 
 from engine import _native
@@ -213,6 +212,8 @@ class TaskProfiler:
 
 def string_profile(values: np.ndarray) -> ColumnProfile:
     """A string column: rows, nulls and the exact category counts (while few)."""
+    import pyarrow.compute as pc  # only for string scores (labels), not on every worker
+
     arr = pa.array(values)
     counts = pc.value_counts(arr.drop_null())
     categories: dict[float | str, int] | None = {

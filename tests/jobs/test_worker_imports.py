@@ -49,8 +49,9 @@ def test_a_warm_cache_scores_without_importing_numba(model_file: Path, lake: Pat
 
 def test_a_worker_imports_the_task_and_not_the_driver():
     """A Ray actor unpickles a ``WorkerFactory``: that imports the task's modules, not
-    the coordinator's planning, quality judgement, report or sinks (``engine`` loads its
-    public names on first use)."""
+    the coordinator's planning, quality judgement, report or sinks (``engine`` and
+    ``engine.quality`` load their public names on first use), nor variants or
+    ``pyarrow.compute`` (50 ms) where the job has none and every column is float32."""
     probe = textwrap.dedent(
         """
         import json, sys
@@ -58,13 +59,18 @@ def test_a_worker_imports_the_task_and_not_the_driver():
         light = "engine.coordinator" not in sys.modules
         import engine.worker_factory
         worker = sorted(m for m in ("engine.coordinator", "engine.report", "engine.api",
-                                    "engine.delta_sink") if m in sys.modules)
+                                    "engine.delta_sink", "engine.quality.judge",
+                                    "engine.quality.drift", "engine.variants",
+                                    "pyarrow.compute") if m in sys.modules)
         from engine import score, JobSpec
+        from engine.quality import judge_run, parse_drift
         print(json.dumps({"light": light, "worker": worker,
-                          "api": score.__module__, "spec": JobSpec.__module__}))
+                          "api": score.__module__, "spec": JobSpec.__module__,
+                          "quality": [judge_run.__module__, parse_drift.__module__]}))
         """
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.splitlines()[-1]) == {
         "light": True, "worker": [], "api": "engine.api", "spec": "engine.spec",
+        "quality": ["engine.quality.judge", "engine.quality.config"],
     }  # fmt: skip
