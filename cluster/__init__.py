@@ -18,7 +18,7 @@ def make_executor(
     spec: str,
     *,
     threads: int = 2,
-    actor_cpus: int = 1,
+    actor_cpus: int | None = None,
     gpu: str = "auto",
     task_retries: int = 0,
 ) -> Executor:
@@ -29,7 +29,8 @@ def make_executor(
     ``shutdown()``. ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: Ray actors on an
     existing cluster, connected to here (``shutdown()`` disconnects; the cluster keeps
     running). A Ray this process is already connected to is used as it is. ``actor_cpus``
-    is the CPUs each Ray actor reserves (and the tasks it runs at once). ``gpu`` is the
+    is the CPUs each Ray actor reserves (and the tasks it runs at once; ``None``: a
+    one-node cluster's free CPUs, else 1). ``gpu`` is the
     Ray executor's GPU pool mode (``auto``, ``never``, ``only``; see ``RayExecutor``), and
     ``task_retries`` how often a task that raised runs again before the run fails.
 

@@ -114,12 +114,15 @@ class RayExecutor(BaseExecutor):
         first use and shut down by :meth:`shutdown`. Either way, a Ray this process is
         already connected to is used as it is.
     num_actors
-        Actors in the pool; by default one per free CPU (over ``cpus_per_actor``).
+        Actors in the pool; by default as many as fit in the free CPUs.
     cpus_per_actor
         CPUs each actor reserves, and the tasks it runs at once (its whole part: 2.5 CPUs
         run 2) and the threads of its kernel; lowered to what the cluster has free, so
         every actor of the pool can be scheduled at once. Whole nodes (``C`` = a node's
-        CPUs) mean one process, one import and one kernel per node.
+        CPUs) mean one process, one import and one kernel per node. ``None``: on a
+        cluster of one node (``--cluster ray``, a lone ``ray start --head``), one actor of
+        all its free CPUs; on several nodes, one CPU per actor (a larger actor might fit
+        on none of them: each node's free CPUs are not known here).
     tasks_per_actor
         Tasks queued on one actor per task it runs at once (running and waiting): the
         bound on tasks in flight is ``num_actors * slots * tasks_per_actor``.
@@ -156,7 +159,7 @@ class RayExecutor(BaseExecutor):
         *,
         address: str | None = None,
         num_actors: int | None = None,
-        cpus_per_actor: float = 1.0,
+        cpus_per_actor: float | None = None,
         tasks_per_actor: int = 2,
         max_retries: int = 3,
         task_retries: int = 0,
@@ -172,7 +175,7 @@ class RayExecutor(BaseExecutor):
         super().__init__()
         if num_actors is not None and num_actors < 1:
             raise ValueError("num_actors must be >= 1")
-        if cpus_per_actor <= 0:
+        if cpus_per_actor is not None and cpus_per_actor <= 0:
             raise ValueError("cpus_per_actor must be > 0")
         if tasks_per_actor < 1:
             raise ValueError("tasks_per_actor must be >= 1")
@@ -238,7 +241,8 @@ class RayExecutor(BaseExecutor):
         if self.gpu == "only":
             num_actors, cpus = 0, 0.0
         else:
-            num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus)
+            one_node = sum(bool(node.get("Alive")) for node in ray.nodes()) == 1
+            num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus, one_node)
         # The environment is set by the actor itself before it imports anything (not as a
         # runtime_env: one of those keeps Ray from handing the actor a worker process it
         # started ahead, and a process start is most of an actor's start-up).
@@ -323,10 +327,11 @@ class RayExecutor(BaseExecutor):
         finally:
             self._stop(ray, run)
 
-    def _pool_size(self, free_cpus: float) -> tuple[int, float]:
+    def _pool_size(self, free_cpus: float, one_node: bool = False) -> tuple[int, float]:
         """Actors and CPUs per actor such that the whole pool fits in ``free_cpus``."""
-        n = self.num_actors or max(1, int(free_cpus // self.cpus_per_actor))
-        cpus = min(self.cpus_per_actor, free_cpus / n)
+        per_actor = self.cpus_per_actor or (max(1.0, free_cpus) if one_node else 1.0)
+        n = self.num_actors or max(1, int(free_cpus // per_actor))
+        cpus = min(per_actor, free_cpus / n)
         if cpus <= 0:
             log.warning("ray: no CPU is free; %d actor(s) run without reserving one", n)
             return n, 0.0

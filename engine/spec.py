@@ -71,7 +71,9 @@ class JobSpec:
         Tasks in flight at once on the local executor.
     actor_cpus
         CPUs each Ray actor reserves; it runs that many tasks at once in threads that
-        share one kernel (a node's CPUs: one process per node). Local runs ignore it.
+        share one kernel (a node's CPUs: one process per node). By default one actor of
+        all the free CPUs on a cluster of one node, one CPU per actor on several. Local
+        runs ignore it.
     source_version, source_timestamp
         Time travel on a Delta source: score this version of the table, or the version
         current at this ISO 8601 time (UTC when it names no zone). The latest by default.
@@ -131,7 +133,7 @@ class JobSpec:
     batch_rows: int = 65_536
     task_rows: int = 262_144
     workers: int = 2
-    actor_cpus: int = 1
+    actor_cpus: int | None = None
     task_retries: int = 2
     trust_pickle: bool = False
     source_version: int | None = None
@@ -156,6 +158,8 @@ class JobSpec:
             raise BadInputError(f"format: {self.format!r} is not one of {', '.join(FORMATS)}")
         for name in ("batch_rows", "task_rows", "workers", "actor_cpus", "task_retries"):
             value = getattr(self, name)
+            if value is None and name == "actor_cpus":  # chosen by the cluster's shape
+                continue
             least = 0 if name == "task_retries" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise BadInputError(f"{name}: must be an integer >= {least}, got {value!r}")

@@ -71,9 +71,10 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
         "--actor-cpus",
         dest="actor_cpus",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="CPUs per Ray actor, each running N tasks at once on one kernel (default 1)",
+        help="CPUs per Ray actor, each running N tasks at once on one kernel (default: "
+        "a one-node cluster's free CPUs, else 1)",
     )
     add_trust_flag(p)
 

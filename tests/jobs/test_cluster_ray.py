@@ -231,7 +231,7 @@ def test_an_actor_of_two_slots_killed_mid_task_loses_no_task(tmp_path: Path) -> 
 
 def test_retries_are_bounded(tmp_path: Path) -> None:
     probe = Probe(str(tmp_path), crash_on=0, crash_always=True)
-    executor = RayExecutor(num_actors=1, tasks_per_actor=1, max_retries=1)
+    executor = RayExecutor(num_actors=1, cpus_per_actor=1.0, tasks_per_actor=1, max_retries=1)
     with pytest.raises(TaskFailed) as info:
         list(executor.execute(probe, range(3)))
     assert info.value.task == 0
@@ -306,6 +306,23 @@ def test_the_pool_fits_in_the_free_cpus(
     free: float, options: dict[str, float], expected: tuple[int, float]
 ) -> None:
     assert RayExecutor(**options)._pool_size(free) == expected
+
+
+@pytest.mark.parametrize(
+    ("free", "options", "expected"),
+    [
+        (2.0, {}, (1, 2.0)),  # one node: one actor of all its free CPUs
+        (7.5, {}, (1, 7.5)),
+        (0.5, {}, (1, 0.5)),
+        (0.0, {}, (1, 0.0)),
+        (2.0, {"num_actors": 2}, (2, 1.0)),
+        (4.0, {"cpus_per_actor": 1.0}, (4, 1.0)),
+    ],
+)
+def test_on_one_node_the_pool_is_one_actor_of_its_free_cpus(
+    free: float, options: dict[str, float], expected: tuple[int, float]
+) -> None:
+    assert RayExecutor(**options)._pool_size(free, one_node=True) == expected
 
 
 def test_no_task_starts_no_actor(tmp_path: Path) -> None:

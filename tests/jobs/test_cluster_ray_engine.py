@@ -97,11 +97,12 @@ def test_an_address_nothing_listens_on_fails_fast() -> None:
 # --- the engine on Ray -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("actor_cpus", [1, 2])
+@pytest.mark.parametrize(("actor_cpus", "pool"), [(None, (1, 2)), (1, (2, 1))])
 def test_engine_on_ray_matches_local(
-    model_file: Path, lake: Path, tmp_path: Path, actor_cpus: int
+    model_file: Path, lake: Path, tmp_path: Path, actor_cpus: int | None, pool: tuple[int, int]
 ) -> None:
-    """One actor per CPU, or one actor of both CPUs running two tasks at once."""
+    """By default one actor of both CPUs of this one-node Ray, running two tasks at once;
+    or one actor per CPU."""
     local = engine.score(model_file, lake, tmp_path / "local", id_column=ID, task_rows=128)
     started = time.perf_counter()
     on_ray = engine.score(
@@ -112,10 +113,8 @@ def test_engine_on_ray_matches_local(
     assert on_ray.status == "ok"
     assert on_ray.record["executor"] == "ray"
     stats = on_ray.record["executor_stats"]
-    assert (stats["actors"], stats["cpus_per_actor"]) == (2 // actor_cpus, actor_cpus)
-    assert [doc["slots"] for doc in stats["actor_stats"].values()] == [actor_cpus] * (
-        2 // actor_cpus
-    )
+    assert (stats["actors"], stats["cpus_per_actor"]) == pool
+    assert [doc["slots"] for doc in stats["actor_stats"].values()] == [pool[1]] * pool[0]
     assert on_ray.rows_scored == local.rows_scored == 3000
     assert on_ray.tasks == 24
     ray_table, local_table = read_sink(tmp_path / "ray"), read_sink(tmp_path / "local")
@@ -149,16 +148,16 @@ def test_cli_on_an_existing_cluster(
     cli, local_ray: str, model_file: Path, lake: Path, tmp_path: Path
 ) -> None:
     """``--cluster HOST:PORT`` joins the module's Ray as a second driver and leaves it
-    running (here with one actor of both CPUs); an address nothing listens on is exit 2
-    with one line."""
+    running (here with one actor per CPU, not the one-node default); an address nothing
+    listens on is exit 2 with one line."""
     sink = tmp_path / "scores"
     proc = cli("score", "--model", model_file, "--source", lake, "--sink", sink,
-               "--id-column", ID, "--cluster", local_ray, "--actor-cpus", "2")  # fmt: skip
+               "--id-column", ID, "--cluster", local_ray, "--actor-cpus", "1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert read_sink(sink).num_rows == 3000
     [record] = (sink / "_lakescore" / "run_records").glob("*.json")
     stats = json.loads(record.read_text())["executor_stats"]
-    assert (stats["actors"], stats["cpus_per_actor"]) == (1, 2)
+    assert (stats["actors"], stats["cpus_per_actor"]) == (2, 1)
     assert ray.get(ray.put("still up"), timeout=30) == "still up"
 
     proc = run_cli("score", "--model", model_file, "--source", lake,
