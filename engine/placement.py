@@ -9,7 +9,7 @@ from typing import Any
 from cluster import ExecutorStats
 from engine.task import TaskResult
 
-_ACTOR_FIGURES = ("build_seconds", "idle_seconds", "cpu_seconds", "peak_rss_mib")
+_ACTOR_FIGURES = ("slots", "build_seconds", "idle_seconds", "cpu_seconds", "peak_rss_mib")
 
 
 def execution_report(stats: ExecutorStats, results: Iterable[TaskResult]) -> dict[str, Any]:
@@ -18,9 +18,10 @@ def execution_report(stats: ExecutorStats, results: Iterable[TaskResult]) -> dic
 
     A worker's rows/s is its rows over the seconds its tasks took (read to write), so it
     compares workers, not the run's wall-clock rate; tasks resumed from an earlier
-    attempt count where they ran then. A Ray actor's row adds its kernel load
-    (``build_seconds``), its wait for tasks (``idle_seconds``), and its process's CPU
-    seconds and peak RSS.
+    attempt count where they ran then (an actor running ``slots`` tasks at once counts
+    each task's seconds, as the local executor's threads do). A Ray actor's row adds its
+    ``slots``, its kernel load (``build_seconds``), its slots' wait for tasks
+    (``idle_seconds``), and its process's CPU seconds and peak RSS.
     """
     nodes: dict[str, dict[str, float]] = {}
     workers: dict[str, dict[str, Any]] = {}

@@ -115,6 +115,7 @@ def test_engine_on_ray_matches_local(
     stats = on_ray.record["executor_stats"]
     assert (stats["actors"], stats["cpus_per_actor"]) == pool
     assert [doc["slots"] for doc in stats["actor_stats"].values()] == [pool[1]] * pool[0]
+    assert {w["slots"] for w in on_ray.record["workers"].values()} == {pool[1]}
     assert on_ray.rows_scored == local.rows_scored == 3000
     assert on_ray.tasks == 24
     ray_table, local_table = read_sink(tmp_path / "ray"), read_sink(tmp_path / "local")
