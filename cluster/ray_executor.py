@@ -21,10 +21,11 @@ Failures: a task that raises is run again (on whichever actor is free) up to
 (not Ray's wrapper). A task whose actor process died (killed, or its node lost) is handed
 to another actor, up to ``max_retries`` times; the dead actor is replaced.
 
-Sizing: the pool is sized to the CPUs (and GPUs) the cluster has free when the run
-starts, and every actor fits in them, so no task can wait on an actor that will never be
-scheduled. Reads happen inside the actor's task, so an actor never waits on another actor
-for its input.
+Sizing (:mod:`cluster.ray_sizing`): the pool is sized to the CPUs (and GPUs) the cluster
+has free when the run starts, and every actor fits in them, so no task can wait on an
+actor that will never be scheduled: one actor of all the free CPUs on a one-node cluster,
+one per CPU on several, unless ``cpus_per_actor`` says. Reads happen inside the actor's
+task, so an actor never waits on another actor for its input.
 
 GPU actors: with ``gpu="auto"`` (or ``"only"``) one actor per free GPU reserves
 ``gpus_per_actor`` GPUs and builds its worker with ``factory(device="gpu")`` (a scoring
@@ -43,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster import huge_pages, ray_standing
+from cluster import huge_pages, ray_sizing, ray_standing
 from cluster.arrow_allocator import allocator_env
 from cluster.executor import BaseExecutor, TaskFailed, WorkerFactory
 from cluster.ray_actor import actor_class
@@ -241,8 +242,9 @@ class RayExecutor(BaseExecutor):
         if self.gpu == "only":
             num_actors, cpus = 0, 0.0
         else:
-            one_node = sum(bool(node.get("Alive")) for node in ray.nodes()) == 1
-            num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus, one_node)
+            num_actors, cpus = self._pool_size(
+                run.free_cpus - gpu_actors * gpu_cpus, ray_sizing.one_node(ray)
+            )
         # The environment is set by the actor itself before it imports anything (not as a
         # runtime_env: one of those keeps Ray from handing the actor a worker process it
         # started ahead, and a process start is most of an actor's start-up).
@@ -250,8 +252,8 @@ class RayExecutor(BaseExecutor):
         options: dict[str, dict[str, Any]] = {
             "cpu": {
                 "num_cpus": cpus,
-                "max_concurrency": _slots(cpus),
-                "env": {"NUMBA_NUM_THREADS": str(_slots(cpus)), **env},
+                "max_concurrency": ray_sizing.slots(cpus),
+                "env": {"NUMBA_NUM_THREADS": str(ray_sizing.slots(cpus)), **env},
             },
             "gpu": {
                 "num_cpus": gpu_cpus,
@@ -328,24 +330,21 @@ class RayExecutor(BaseExecutor):
             self._stop(ray, run)
 
     def _pool_size(self, free_cpus: float, one_node: bool = False) -> tuple[int, float]:
-        """Actors and CPUs per actor such that the whole pool fits in ``free_cpus``."""
-        per_actor = self.cpus_per_actor or (max(1.0, free_cpus) if one_node else 1.0)
-        n = self.num_actors or max(1, int(free_cpus // per_actor))
-        cpus = min(per_actor, free_cpus / n)
-        if cpus <= 0:
-            log.warning("ray: no CPU is free; %d actor(s) run without reserving one", n)
-            return n, 0.0
-        return n, round(cpus, 4)
+        return ray_sizing.cpu_pool(
+            free_cpus,
+            num_actors=self.num_actors,
+            cpus_per_actor=self.cpus_per_actor,
+            one_node=one_node,
+        )
 
     def _gpu_pool_size(self, free_cpus: float, free_gpus: float) -> tuple[int, float]:
-        """GPU actors and the CPUs each reserves, leaving at least one CPU actor room."""
-        if self.gpu == "never":
-            return 0, 0.0
-        n = int(free_gpus // self.gpus_per_actor + 1e-9)
-        if n == 0:
-            return 0, 0.0
-        share = free_cpus / (n + (self.gpu != "only"))
-        return n, round(min(self.gpu_actor_cpus, share), 4)
+        return ray_sizing.gpu_pool(
+            free_cpus,
+            free_gpus,
+            mode=self.gpu,
+            gpus_per_actor=self.gpus_per_actor,
+            actor_cpus=self.gpu_actor_cpus,
+        )
 
     def _has_work(self, run: _Run, source: Iterator[Any]) -> bool:
         """Whether a task is waiting to run (pulling one from ``source`` if need be)."""
@@ -488,11 +487,6 @@ class RayExecutor(BaseExecutor):
             except ray.exceptions.RayError:
                 continue
             by_actor[f"{doc['node']}:{doc['pid']}"] = doc
-
-
-def _slots(cpus: float) -> int:
-    """Tasks an actor of ``cpus`` CPUs runs at once: its whole CPUs, at least one."""
-    return max(1, int(cpus))
 
 
 def _kill(ray: Any, actors: list[Any]) -> None:
