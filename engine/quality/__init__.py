@@ -13,8 +13,7 @@ package's ``__init__`` runs first), not the coordinator's judge, drift and table
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from engine._lazy import lazy_names
 
 _LAZY = {
     "ChecksConfig": "engine.quality.config",
@@ -34,17 +33,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine.quality' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 __all__ = sorted(_LAZY)
