@@ -54,7 +54,9 @@ class TaskActor:
 
     def run(self, task: Any) -> Any:
         started = time.perf_counter()
-        worker = self._worker or self._build()
+        worker = self._worker
+        if worker is None:
+            worker = self._build()
         try:
             return worker(task)
         finally:

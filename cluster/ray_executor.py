@@ -2,7 +2,7 @@
 
 Each actor gets the run's worker factory once (``ray.put`` ships it once for the pool) and
 calls it on its first task (that is where a scoring worker loads its kernel: the factory
-pickles only a small config), then runs tasks one at a time. Inside
+pickles only a small config), then runs the run's tasks (several at once: below). Inside
 :func:`cluster.keep_actors` the actors outlive the run and serve the next one with no
 start-up (:mod:`cluster.ray_standing`). Before the actors go, each reports its work, CPU
 seconds and peak RSS (``stats.extra["actor_stats"]``).

@@ -13,8 +13,23 @@ package's ``__init__`` runs first), not the coordinator's judge, drift and table
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine._lazy import lazy_names
 
+if TYPE_CHECKING:
+    from engine.quality.config import (
+        ChecksConfig,
+        DriftConfig,
+        DriftLimits,
+        parse_checks,
+        parse_drift,
+    )
+    from engine.quality.judge import Judgement, judge_run, stage_quality
+    from engine.quality.profiler import ProfileSpec, TaskProfiler
+    from engine.quality.reference import Profile, ProfileMerger, load_profile, merge_profiles
+
+#: public name -> the module that defines it, imported when the name is first used
 _LAZY = {
     "ChecksConfig": "engine.quality.config",
     "DriftConfig": "engine.quality.config",
@@ -35,4 +50,19 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ChecksConfig",
+    "DriftConfig",
+    "DriftLimits",
+    "Judgement",
+    "Profile",
+    "ProfileMerger",
+    "ProfileSpec",
+    "TaskProfiler",
+    "judge_run",
+    "load_profile",
+    "merge_profiles",
+    "parse_checks",
+    "parse_drift",
+    "stage_quality",
+]
