@@ -49,8 +49,8 @@ def score(
         Show a progress bar (terminal) or log progress lines.
     options
         Further :class:`~engine.spec.JobSpec` fields (``batch_rows``, ``task_rows``,
-        ``workers``; ``reference``, ``drift``, ``checks`` for data quality;
-        ``keep=[...]`` source columns to write beside the scores;
+        ``workers``; ``actor_cpus`` for Ray actors; ``reference``, ``drift``, ``checks``
+        for data quality; ``keep=[...]`` source columns to write beside the scores;
         ``hash_id_salt`` or ``hash_id_salt_env`` to write the id as a salted hash).
 
     Returns
