@@ -242,9 +242,9 @@ class RayExecutor(BaseExecutor):
         if self.gpu == "only":
             num_actors, cpus = 0, 0.0
         else:
-            num_actors, cpus = self._pool_size(
-                run.free_cpus - gpu_actors * gpu_cpus, ray_sizing.one_node(ray)
-            )
+            # The nodes are listed only when the pool's size depends on them.
+            one_node = self.cpus_per_actor is None and ray_sizing.one_node(ray)
+            num_actors, cpus = self._pool_size(run.free_cpus - gpu_actors * gpu_cpus, one_node)
         # The environment is set by the actor itself before it imports anything (not as a
         # runtime_env: one of those keeps Ray from handing the actor a worker process it
         # started ahead, and a process start is most of an actor's start-up).
@@ -262,6 +262,7 @@ class RayExecutor(BaseExecutor):
             },
         }
         keys = {device: repr(sorted(opts.items())) for device, opts in options.items()}
+        tasks_at_once = {d: opts.get("max_concurrency", 1) for d, opts in options.items()}
         self._stats.extra.update(actors=num_actors, cpus_per_actor=cpus, gpu_actors=gpu_actors)
         log.info(
             "ray: %d CPU actor(s) of %.4g CPU(s), %d GPU actor(s)", num_actors, cpus, gpu_actors
@@ -276,15 +277,14 @@ class RayExecutor(BaseExecutor):
         def spawn(device: str = "cpu") -> None:
             opts = dict(options[device])
             env = opts.pop("env")
-            slots = opts.get("max_concurrency", 1)
             handle = (
                 actor_class()
                 # a dead actor is replaced here, so its tasks are counted
                 .options(max_restarts=0, max_task_retries=0, **opts)
-                .remote(env, slots)
+                .remote(env, tasks_at_once[device])
             )
             cpus, gpus = opts["num_cpus"], opts.get("num_gpus", 0)
-            prepare(_Slot(handle, device, keys[device], cpus, gpus, slots=slots))
+            prepare(_Slot(handle, device, keys[device], cpus, gpus, slots=tasks_at_once[device]))
             self._stats.workers_started += 1
 
         try:
@@ -295,7 +295,7 @@ class RayExecutor(BaseExecutor):
                     standing.remove(actor)
                     slot = _Slot(
                         actor.handle, actor.device, actor.key, actor.cpus, actor.gpus,
-                        slots=options[actor.device].get("max_concurrency", 1),
+                        slots=tasks_at_once[actor.device],
                     )  # fmt: skip
                     prepare(slot)
                     self._stats.extra["actors_reused"] = (
