@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata
 import logging
 import re
+import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -93,11 +94,12 @@ def cached_function(
             return function
         log.info("compiling %s with Numba", name)
         data = build()
+        function = _as_function(kinds, data)  # an object that does not link is not kept
         with tempfile.TemporaryDirectory(prefix="lakescore-cpu-") as tmp:
             built = Path(tmp) / "function.o"
             built.write_bytes(data)
             store.put(entry, built)
-        return _as_function(kinds, data)
+        return function
 
 
 def _load_cached(
@@ -114,11 +116,41 @@ def _load_cached(
         return None
 
 
+def undefined_symbols(data: bytes) -> set[str]:
+    """The names an ELF64 (little-endian) object uses but does not define: the entries of
+    its symbol table whose section index is SHN_UNDEF."""
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise ValueError("not a 64-bit little-endian ELF object")
+    (section_offset,) = struct.unpack_from("<Q", data, 0x28)
+    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
+    sections = [
+        struct.unpack_from("<IIQQQQIIQQ", data, section_offset + k * entry_size)
+        for k in range(count)
+    ]
+    names: set[str] = set()
+    for _, kind, _, _, offset, size, link, _, _, sym_size in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        strings = sections[link][4]
+        for at in range(offset + sym_size, offset + size, sym_size):  # entry 0 is null
+            name, _, _, section = struct.unpack_from("<IBBH", data, at)
+            if section == 0 and name:
+                end = data.index(b"\x00", strings + name)
+                names.add(data[strings + name : end].decode())
+    return names
+
+
 def _as_function(kinds: tuple[str, ...], data: bytes) -> Callable[..., None]:
     """Link the object ``data`` into a new MCJIT engine; its entry point as a ctypes
     function (which releases the GIL while it runs)."""
     import llvmlite.binding as llvm
 
+    helpers = {n for n in undefined_symbols(data) if n.startswith(("numba_", "NRT_"))}
+    needed = sorted(helpers - set(_ERROR_PATH_SYMBOLS))
+    if needed:
+        # A helper on a path the inputs take (math.ldexp calls numba_ldexp, say) would
+        # resolve to nothing where Numba is not imported, and crash the process when called.
+        raise ValueError(f"the object calls Numba's {needed[0]}, absent without Numba")
     with _lock:
         if not _engines:
             llvm.initialize_native_target()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numba import carray
 
 from kernels import _cpu_native
 from kernels.cache import LibraryCache
@@ -121,3 +123,20 @@ def test_warm_cache_scores_without_importing_numba(tmp_path):
     assert runs[0]["layout"] == "perfect"
     assert runs[0]["numba"] is True  # the first process compiled the kernel
     assert runs[1]["numba"] is False
+
+
+def _ldexp_wrapper(x, n):  # math.ldexp lowers to a call of Numba's numba_ldexp helper
+    v = carray(x, (n,))
+    v[0] = math.ldexp(v[0], 3)
+
+
+def test_an_object_that_calls_a_numba_helper_is_refused(cache_root):
+    """Such a helper resolves to nothing in a process that loads the object without
+    Numba, and calling it there crashed the process (a segfault, seen): refused by name
+    when the object is linked, whether it was just compiled or read from the cache."""
+    from kernels import native, native_build
+
+    data = native_build.compile_object(_ldexp_wrapper, ("f64*", "i64"))
+    with pytest.raises(ValueError, match="numba_ldexp"):
+        native.cached_function("ldexp-test", ("f64*", "i64"), "k", lambda: data)
+    assert _entries(cache_root) == []  # nothing cached

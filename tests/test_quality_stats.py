@@ -9,6 +9,9 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from engine.errors import BadInputError
 from engine.features import FeatureMatrixBuilder
@@ -92,6 +95,54 @@ def test_counts_are_exact_and_nulls_are_not_nan() -> None:
     assert math.isclose(p.moments.mean, finite.mean(), rel_tol=1e-12)
     assert math.isclose(p.moments.variance, finite.var(), rel_tol=1e-9)
     assert p.null_rate == pytest.approx((p.nulls + p.nan) / 20_000)
+
+
+_EDGE_FLOATS = [
+    0.0,
+    -0.0,
+    np.nan,
+    np.inf,
+    -np.inf,
+    1e-45,
+    -1e-45,
+    1.1754942e-38,
+    float(np.finfo(np.float32).max),
+    float(np.finfo(np.float32).min),
+    1.0,
+    -1.0,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        st.integers(1, 300),
+        elements=st.one_of(st.sampled_from(_EDGE_FLOATS), st.floats(width=32, allow_nan=True)),
+    )
+)
+def test_one_pass_counts_and_bounds_are_exact(values: np.ndarray) -> None:
+    """The pass's counts, min, max and mean against numpy, on floats of every kind: NaN,
+    infinities, signed zeros, subnormals, float32's extremes, columns with no finite
+    value."""
+    spec = ProfileSpec(("x",), ("continuous",))
+    profiler = TaskProfiler(spec)
+    profiler.add_feature_column(0, values.copy(), 0)
+    profiler.end_feature_batch(len(values))
+    p = profiler.result()["features"]["x"]
+    finite = values[np.isfinite(values)].astype(np.float64)
+    assert (p.nan, p.pos_inf, p.neg_inf) == (
+        int(np.isnan(values).sum()), int((values == np.inf).sum()), int((values == -np.inf).sum())
+    )  # fmt: skip
+    assert p.count == finite.size
+    if finite.size:
+        assert p.moments.min == finite.min() and p.moments.max == finite.max()
+        # sums of deviations from the first finite value, reassociated: within rounding
+        # of the largest magnitude
+        scale = np.abs(finite).max() * finite.size
+        assert abs(p.moments.mean - finite.mean()) <= 1e-12 * scale
+    else:
+        assert (p.moments.min, p.moments.max) == (math.inf, -math.inf)
 
 
 def test_column_by_column_equals_the_whole_matrix() -> None:
