@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/lakescore demo
 
 test: $(DEV) chromium
-	$(BIN)/ruff check engine kernels cluster tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # The report test opens report.html in headless Chromium (Debian's package). Installed
@@ -38,8 +38,8 @@ chromium:
 	    echo "make: chromium not installed: the report's browser test will be skipped"; }
 
 lint: $(DEV)
-	$(BIN)/ruff check engine kernels cluster tests benchmarks
-	$(BIN)/ruff format --check engine kernels cluster tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .  # README.md's Python blocks too
 
 bench: $(DEV)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,mean,rounds -p no:randomly
