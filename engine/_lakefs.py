@@ -56,6 +56,16 @@ class LakeStore:
 
     def list_names(self, rel: str) -> list[str]:
         """Names directly under ``rel`` (empty when it does not exist), sorted."""
+        if self.is_local:
+            # Not Arrow's listing: when the directory is created while it lists (a first
+            # registration of a name racing another), Arrow finds it gone, then present,
+            # and raises instead of answering "empty" (seen with 8 threads registering).
+            try:
+                return sorted(os.listdir(self.path(rel)))
+            except FileNotFoundError:
+                return []
+            except OSError as exc:
+                raise self._error(rel, exc) from None
         selector = pafs.FileSelector(self.path(rel), allow_not_found=True)
         try:
             return sorted(info.base_name for info in self.fs.get_file_info(selector))

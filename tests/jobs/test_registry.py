@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from scoring_helpers import ID, error_line, oracle_scores, read_sink, scores_by_id, snapshot
 
 import engine
+from engine._lakefs import LakeStore
 from engine.errors import BadInputError
 from engine.quality.reference import Profile
 from engine.registry import REGISTRY_ENV, Registry, resolve_model
@@ -52,6 +54,27 @@ def test_concurrent_registrations_never_share_a_version(model_file: Path, tmp_pa
     assert sorted(versions) == list(range(1, 17))
     metas = {Registry(root).version("churn", v)["metadata"]["i"] for v in versions}
     assert metas == {str(i) for i in range(16)}  # no registration overwrote another
+
+
+def test_listing_a_directory_that_comes_and_goes_never_raises(tmp_path: Path) -> None:
+    """The race behind a failed concurrent registration: a directory created (here also
+    removed) while the store lists it. Arrow's listing raised about once in 40 tries."""
+    store = LakeStore(str(tmp_path))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            (tmp_path / "versions").mkdir()
+            (tmp_path / "versions").rmdir()
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        listings = [store.list_names("versions") for _ in range(5000)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(names == [] for names in listings)
 
 
 def test_aliases_move_and_keep_history(model_file: Path, tmp_path: Path) -> None:
