@@ -1,8 +1,16 @@
 """Planning: source files -> small, serialisable :class:`ScoreTask` s with stable ids.
 
-The same input always gives the same task ids (a hash of the file's relative path, size,
+The same input always gives the same task ids (a hash of each file's relative path, size,
 modification time and row groups), which is what lets a resumed run skip finished tasks
 and lets a retried task overwrite its own part file instead of adding a second one.
+
+A large file is cut into tasks of about ``task_rows`` rows (whole row groups). Files
+smaller than that share tasks: consecutive small files of one partition and one schema
+are grouped until the group holds ``task_rows`` rows or :data:`FILES_PER_TASK` files. A
+lake of many small files (a streaming ingest, an over-partitioned table) then costs a task
+per ``task_rows`` rows, not per file: each task pays its own part file, task record and
+statistics. In ``benchmarks/test_small_files.py`` 1,000 files of 200 rows scored in 17.8 s
+with a task per file, 2.6 s grouped (one file of the same rows: 0.75 s).
 """
 
 from __future__ import annotations
@@ -17,21 +25,51 @@ from engine.filters import Expr, columns, simplify, to_arrow
 from engine.source import SourceFile, one_line
 from engine.storage import Storage, fs_and_path
 
+#: Most small files in one task, so that their decoding (about 1.5 ms a file of 51 columns
+#: here, whatever its rows) still spreads over the workers.
+FILES_PER_TASK = 128
+
 
 @dataclass(frozen=True)
-class ScoreTask:
-    """Score some row groups of one file. Small enough to send to any worker."""
+class Fragment:
+    """Whole row groups of one file, read in order."""
 
-    task_id: str
     path: str
     relpath: str
     row_groups: tuple[int, ...]
+    #: the file's row number of the first row of ``row_groups[0]``
     first_row: int
     num_rows: int
-    #: the file's partition values (hive directories or the Delta log)
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    """Score some row groups of one file, or several small files of one partition and one
+    schema. Small enough to send to any worker."""
+
+    task_id: str
+    fragments: tuple[Fragment, ...]
+    num_rows: int
+    #: the files' partition values (hive directories or the Delta log)
     partition: tuple[tuple[str, str | None], ...] = ()
     #: rows to keep (what is left of ``--filter`` once the partition values are known)
     filter: Expr | None = None
+
+    @property
+    def path(self) -> str:
+        """The first file's path (every file of a task has its schema)."""
+        return self.fragments[0].path
+
+
+@dataclass
+class _Group:
+    """The runs of row groups that make one task (small files of one partition, filter
+    and schema gather here until they hold ``task_rows`` rows)."""
+
+    schema: Any
+    rest: Expr | None
+    files: list[tuple[SourceFile, Fragment]]
+    rows: int = 0
 
 
 def plan_tasks(
@@ -41,37 +79,60 @@ def plan_tasks(
     filter: Expr | None = None,
     storage: Storage | None = None,
 ) -> list[ScoreTask]:
-    """Split every file into runs of whole row groups of about ``task_rows`` rows.
+    """Split every file into runs of whole row groups of about ``task_rows`` rows, and group
+    files smaller than that (see the module's docstring).
 
     Files without rows get no task. With a ``filter``, only the row groups whose
     statistics may hold matching rows are planned (files whose partition values rule it
     out were never listed: see :func:`engine.source.open_source`).
     """
     tasks: list[ScoreTask] = []
+    waiting: dict[tuple[object, ...], _Group] = {}
     for f in files:
         residual = simplify(filter, f.partition) if filter is not None else True
         if residual is False:
             continue
         rest = None if residual is True else residual
         keep = set(range(len(f.row_group_rows))) if rest is None else _row_groups(f, rest, storage)
-        group: list[int] = []
-        group_rows = 0
-        first_row = 0
-        row = 0
-        for rg, n in enumerate(f.row_group_rows):
-            row += n
-            if rg not in keep:
-                continue
-            if not group:
-                first_row = row - n
-            group.append(rg)
-            group_rows += n
-            if group_rows >= task_rows:
-                tasks.append(_task(f, group, first_row, group_rows, rest))
-                group, group_rows = [], 0
-        if group_rows:
-            tasks.append(_task(f, group, first_row, group_rows, rest))
-    return tasks
+        runs = _runs(f, keep, task_rows)
+        if len(runs) != 1 or runs[0].num_rows >= task_rows:
+            tasks += [_task(_Group(f.schema, rest, [(f, run)])) for run in runs]
+            continue
+        key = (tuple(sorted(f.partition.items())), str(rest))
+        group = waiting.get(key)
+        if group is not None and not group.schema.equals(f.schema):
+            tasks.append(_task(waiting.pop(key)))
+            group = None
+        if group is None:
+            group = waiting[key] = _Group(f.schema, rest, [])
+        group.files.append((f, runs[0]))
+        group.rows += runs[0].num_rows
+        if group.rows >= task_rows or len(group.files) >= FILES_PER_TASK:
+            tasks.append(_task(waiting.pop(key)))
+    return tasks + [_task(group) for group in waiting.values()]
+
+
+def _runs(f: SourceFile, keep: set[int], task_rows: int) -> list[Fragment]:
+    """The kept row groups of ``f`` in runs of about ``task_rows`` rows."""
+    runs: list[Fragment] = []
+    group: list[int] = []
+    group_rows = 0
+    first_row = 0
+    row = 0
+    for rg, n in enumerate(f.row_group_rows):
+        row += n
+        if rg not in keep:
+            continue
+        if not group:
+            first_row = row - n
+        group.append(rg)
+        group_rows += n
+        if group_rows >= task_rows:
+            runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows))
+            group, group_rows = [], 0
+    if group_rows:
+        runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows))
+    return runs
 
 
 def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
@@ -91,21 +152,22 @@ def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
         raise BadInputError(f"{f.path}: --filter {expr}: {one_line(exc)}") from None
 
 
-def _task(
-    f: SourceFile, row_groups: list[int], first_row: int, num_rows: int, rest: Expr | None
-) -> ScoreTask:
-    doc: list[object] = [f.relpath, f.size, f.mtime_ns, row_groups]
+def _task(group: _Group) -> ScoreTask:
+    pieces, rest = group.files, group.rest
+    docs: list[list[object]] = [
+        [f.relpath, f.size, f.mtime_ns, list(frag.row_groups)] for f, frag in pieces
+    ]
+    # One file keeps the id it always had: a run planned before small files were grouped
+    # resumes with the same tasks.
+    doc: list[object] = docs[0] if len(docs) == 1 else [docs]
     if rest is not None:  # the same row groups under another filter are another task
         doc.append(str(rest))
     key = json.dumps(doc).encode()
     return ScoreTask(
         task_id=hashlib.sha256(key).hexdigest()[:20],
-        path=f.path,
-        relpath=f.relpath,
-        row_groups=tuple(row_groups),
-        first_row=first_row,
-        num_rows=num_rows,
-        partition=tuple(sorted(f.partition.items())),
+        fragments=tuple(frag for _, frag in pieces),
+        num_rows=sum(frag.num_rows for _, frag in pieces),
+        partition=tuple(sorted(pieces[0][0].partition.items())),
         filter=rest,
     )
 

@@ -66,7 +66,8 @@ class JobSpec:
     batch_rows
         Rows per Arrow record batch read from the source.
     task_rows
-        Target rows per task (tasks are whole row groups of one file).
+        Target rows per task: whole row groups of one file, or several small files of one
+        partition and schema (at most 128).
     workers
         Tasks in flight at once on the local executor.
     actor_cpus

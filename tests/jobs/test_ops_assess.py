@@ -82,7 +82,7 @@ def test_assess_json_reports_the_source(
         "rows": 3000,
         "bytes": sum(p.stat().st_size for p in files),
         "bytes_to_read": r["source"]["bytes_to_read"],
-        "tasks": 6,
+        "tasks": 3,  # a region's two small files share a task
     }
     assert 0 < r["source"]["bytes_to_read"] < r["source"]["bytes"]  # nickname is not read
     assert r["schema"]["ok"] and r["schema"]["extra_columns"] == ["nickname"]
