@@ -252,6 +252,8 @@ class DeltaRunStaging(RunStaging):
                 raise ExecutionError(f"run {self.run_id}: staged parts missing: {missing}")
             for stray in self.data_dir.rglob(".*.tmp"):  # temporary files of killed writers
                 stray.unlink()
+            for stale in present - expected_parts:  # of tasks an earlier attempt planned
+                (self.data_dir / stale).unlink()
             self.sink.commit_parts(self.run_id, [self.data_dir / p for p in expected_parts])
         self.finish(run_record)
 

@@ -101,6 +101,8 @@ class PartitionedRunStaging(RunStaging):
             raise ExecutionError(f"run {self.run_id}: staged parts missing: {missing}")
         for stray in self.data_dir.rglob(".*.tmp"):  # temporary files of killed writers
             stray.unlink()
+        for stale in present - expected:  # of tasks an earlier attempt planned, this one not
+            (self.data_dir / stale).unlink()
         leaves = sorted({Path(p).parent.parent.as_posix() for p in expected})
         overwrite = self.sink.overwrite
         ops: list[dict[str, str]]

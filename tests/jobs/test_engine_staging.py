@@ -116,6 +116,51 @@ def test_crash_before_commit_leaves_no_rows_and_resumes(
     np.testing.assert_allclose(stats["mean"].to_numpy(), expected["mean"].to_numpy(), rtol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {},
+        {"partition_by": ["score_date=2026-11-01", "region"]},
+        {"format": "delta"},
+    ],
+    ids=["parquet", "partitioned", "delta"],
+)
+def test_a_resume_planned_differently_drops_the_stale_parts(
+    model_file: Path, lake: Path, tmp_path: Path, monkeypatch, layout: dict[str, Any]
+) -> None:
+    """The rerun of a failed run cuts the source into other tasks (another task_rows; or
+    another lakescore, which groups small files): the parts the first attempt staged for
+    tasks the new plan lacks are dropped at the commit, never published beside the new
+    ones (a duplicate of every row they hold), and the commit does not fail over them."""
+    sink = tmp_path / "scores"
+    real_call = engine.task.ScoringWorker.__call__
+    seen: list[str] = []
+
+    def flaky(self, task):
+        seen.append(task.task_id)
+        if len(seen) == 5:
+            raise OSError("disk on fire")
+        return real_call(self, task)
+
+    monkeypatch.setattr(engine.task.ScoringWorker, "__call__", flaky)
+    with pytest.raises(ExecutionError, match="disk on fire"):
+        score(model_file, lake, sink, id_column=ID, task_rows=300, workers=1, task_retries=0,
+              **layout)  # fmt: skip
+    (run_id,) = staging_dirs(sink)
+
+    monkeypatch.setattr(engine.task.ScoringWorker, "__call__", real_call)
+    result = score(model_file, lake, sink, id_column=ID, task_rows=1000, run_id=run_id, **layout)
+    assert (result.run_id, result.tasks, result.tasks_resumed) == (run_id, 3, 0)
+    if layout.get("format") == "delta":
+        from deltalake import DeltaTable
+
+        table = DeltaTable(str(sink)).to_pyarrow_table()
+        assert len(list(sink.rglob("part-*.parquet"))) == 3  # the stale ones are gone too
+    else:
+        table = read_sink(sink)
+    assert table.num_rows == 3000 and len(scores_by_id(table)) == 3000
+
+
 class GatedExecutor(LocalExecutor):
     """A local executor that holds every task until ``gate`` is set."""
 
