@@ -32,11 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from conftest import N_FEATURES, ROUNDS
+from contenders import score_lake_natively
 
 import engine
 
@@ -119,20 +118,10 @@ def test_share_in_alternating_rounds(benchmark, checked_kernels, reference_path,
 
 def test_pyarrow_xgboost_pipeline(run_contender, reference_booster, reference_lake, tmp_path):
     reference_booster.set_param({"nthread": 2})
-    features = [f"f{j}" for j in range(N_FEATURES)]
+    out = tmp_path / "xgb-scores.parquet"
 
     def score() -> int:
-        table = ds.dataset(reference_lake, format="parquet", partitioning="hive").to_table(
-            columns=["customer_id", *features]
-        )
-        X = np.column_stack(
-            [table[f].to_numpy(zero_copy_only=False).astype(np.float32) for f in features]
-        )
-        scores = reference_booster.inplace_predict(X)
-        out = tmp_path / "xgb-scores.parquet"
-        pq.write_table(pa.table({"customer_id": table["customer_id"], "score": scores}), out)
-        out.unlink()
-        return table.num_rows
+        return score_lake_natively(reference_booster, reference_lake, out, N_FEATURES)
 
     note = "pyarrow read + XGBoost inplace_predict + write"
     assert run_contender("end-to-end", "native", 2, score, note=note) > 0

@@ -19,6 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from conftest import N_FEATURES, ROWS
+from contenders import score_lake_natively
 
 import engine
 
@@ -84,20 +85,10 @@ def test_lakescore_small_files(run_contender, reference_path, lakes, tmp_path, c
 
 def test_native_small_files(run_contender, reference_booster, lakes, tmp_path):
     reference_booster.set_param({"nthread": 2})
-    features = [f"f{j}" for j in range(N_FEATURES)]
+    out = tmp_path / "xgb-scores.parquet"
 
     def score() -> int:
-        table = ds.dataset(lakes["many"], format="parquet").to_table(
-            columns=["customer_id", *features]
-        )
-        X = np.column_stack(
-            [table[f].to_numpy(zero_copy_only=False).astype(np.float32) for f in features]
-        )
-        scores = reference_booster.inplace_predict(X)
-        out = tmp_path / "xgb-scores.parquet"
-        pq.write_table(pa.table({"customer_id": table["customer_id"], "score": scores}), out)
-        out.unlink()
-        return table.num_rows
+        return score_lake_natively(reference_booster, lakes["many"], out, N_FEATURES)
 
     note = "pyarrow.dataset read + XGBoost inplace_predict + write"
     assert run_contender(MODEL, f"native, {SMALL_FILES:,} files", 2, score, rows=SMALL_ROWS,
