@@ -18,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import BadInputError
 from engine.filters import Expr, columns, simplify, to_arrow
 from engine.source import SourceFile, one_line
 from engine.storage import Storage, fs_and_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Most small files in one task, so that their decoding (about 1.5 ms a file of 51 columns
 #: here, whatever its rows) still spreads over the workers.
@@ -66,7 +69,7 @@ class _Group:
     """The runs of row groups that make one task (small files of one partition, filter
     and schema gather here until they hold ``task_rows`` rows)."""
 
-    schema: Any
+    schema: pa.Schema
     rest: Expr | None
     files: list[tuple[SourceFile, Fragment]]
     rows: int = 0
@@ -87,7 +90,7 @@ def plan_tasks(
     out were never listed: see :func:`engine.source.open_source`).
     """
     tasks: list[ScoreTask] = []
-    waiting: dict[tuple[object, ...], _Group] = {}
+    waiting: dict[tuple[tuple[str, str | None], ...], _Group] = {}
     for f in files:
         residual = simplify(filter, f.partition) if filter is not None else True
         if residual is False:
@@ -98,7 +101,7 @@ def plan_tasks(
         if len(runs) != 1 or runs[0].num_rows >= task_rows:
             tasks += [_task(_Group(f.schema, rest, [(f, run)])) for run in runs]
             continue
-        key = (tuple(sorted(f.partition.items())), str(rest))
+        key = tuple(sorted(f.partition.items()))  # (the filter's rest follows from it)
         group = waiting.get(key)
         if group is not None and not group.schema.equals(f.schema):
             tasks.append(_task(waiting.pop(key)))

@@ -118,9 +118,10 @@ def _load_cached(
 
 def undefined_symbols(data: bytes) -> set[str]:
     """The names an ELF64 (little-endian) object uses but does not define: the entries of
-    its symbol table whose section index is SHN_UNDEF."""
+    its symbol table whose section index is SHN_UNDEF. Empty for another format (Mach-O,
+    COFF): those are left unchecked. A truncated object raises."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise ValueError("not a 64-bit little-endian ELF object")
+        return set()
     (section_offset,) = struct.unpack_from("<Q", data, 0x28)
     entry_size, count = struct.unpack_from("<HH", data, 0x3A)
     sections = [
