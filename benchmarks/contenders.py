@@ -185,19 +185,20 @@ def run_model(
     )
 
 
-def score_lake_natively(booster: Any, lake: Path, out: Path, n_features: int) -> int:
-    """The plain single-process pipeline on a Parquet lake: ``pyarrow.dataset`` reads it
-    (hive partitions, Arrow's threads), ``numpy.column_stack`` builds the matrix,
-    ``inplace_predict`` scores it, one Parquet file of id and score is written (and
-    removed). Returns the rows scored."""
+def score_lake_natively(
+    booster: Any, lake: Path | str, out: Path, n_features: int, filesystem: Any = None
+) -> int:
+    """The plain single-process pipeline on a Parquet lake (local, or on ``filesystem``):
+    ``pyarrow.dataset`` reads it (hive partitions, Arrow's threads), ``numpy.column_stack``
+    builds the matrix, ``inplace_predict`` scores it, one Parquet file of id and score is
+    written (and removed). Returns the rows scored."""
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     features = [f"f{j}" for j in range(n_features)]
-    table = ds.dataset(lake, format="parquet", partitioning="hive").to_table(
-        columns=["customer_id", *features]
-    )
+    dataset = ds.dataset(lake, format="parquet", partitioning="hive", filesystem=filesystem)
+    table = dataset.to_table(columns=["customer_id", *features])
     X = np.column_stack(
         [table[f].to_numpy(zero_copy_only=False).astype(np.float32) for f in features]
     )

@@ -43,6 +43,9 @@ class Fragment:
     #: the file's row number of the first row of ``row_groups[0]``
     first_row: int
     num_rows: int
+    #: the file's size in bytes, as listed (0: not known); an object store is then read
+    #: without first asking for its size
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,10 @@ def _runs(f: SourceFile, keep: set[int], task_rows: int) -> list[Fragment]:
         group.append(rg)
         group_rows += n
         if group_rows >= task_rows:
-            runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows))
+            runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows, f.size))
             group, group_rows = [], 0
     if group_rows:
-        runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows))
+        runs.append(Fragment(f.path, f.relpath, tuple(group), first_row, group_rows, f.size))
     return runs
 
 
@@ -148,7 +151,9 @@ def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
             raise BadInputError(f"{f.path}: filter column {column!r} not found")
     try:
         filesystem, where = fs_and_path(f.path, storage)
-        fragment = ds.ParquetFileFormat().make_fragment(where, filesystem=filesystem)
+        fragment = ds.ParquetFileFormat().make_fragment(
+            where, filesystem=filesystem, file_size=f.size or None
+        )
         kept = fragment.subset(filter=to_arrow(expr), schema=f.schema)
         return {rg.id for rg in kept.row_groups}
     except (pa.ArrowException, TypeError) as exc:

@@ -190,10 +190,9 @@ def list_source(
         kept = [(p, rel, values) for p, rel, values in snapshot.files if _may_match(filter, values)]
         if remote:
             infos = remote_source.sizes(storage, [p for p, _, _ in kept])
-            files = [
-                remote_source.read_remote_footer(p, rel, *infos[p], storage, values)
-                for p, rel, values in kept
-            ]
+            files = remote_source.read_remote_footers(
+                [(p, rel, *infos[p], values) for p, rel, values in kept], storage
+            )
         else:
             files = [read_footer(Path(p), Path(snapshot.root), values) for p, _, values in kept]
         listed = len(snapshot.files)
@@ -203,11 +202,14 @@ def list_source(
                 f"source {source}: --source-version/--source-timestamp need a Delta table"
             )
         objects = remote_source.list_objects(source, storage)
-        files = [
-            remote_source.read_remote_footer(uri, rel, size, mtime, storage)
-            for uri, rel, size, mtime in objects
-            if _may_match(filter, hive_partition(rel))
-        ]
+        files = remote_source.read_remote_footers(
+            [
+                (uri, rel, size, mtime, None)
+                for uri, rel, size, mtime in objects
+                if _may_match(filter, hive_partition(rel))
+            ],
+            storage,
+        )
         listed = len(objects)
     else:
         if version is not None or timestamp is not None:

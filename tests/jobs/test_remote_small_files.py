@@ -1,0 +1,116 @@
+"""Small files on object storage: planning reads each footer in one request, several at
+once; a task fetches its small objects several at once; scores stay exact and a bad
+object is named. Requests are counted by a proxy in front of moto's S3 server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from latency_proxy import LatencyProxy
+from s3_helpers import s3fs, upload
+from scoring_helpers import (
+    ID,
+    corrupt_first_page,
+    oracle_scores,
+    read_sink,
+    read_source,
+    scores_by_id,
+    snapshot,
+    write_lake,
+)
+
+from engine import score
+from engine.errors import BadInputError
+from engine.source import list_source
+
+FILES = 40  # per region
+ROWS = 7
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("remote-small") / "lake"
+    return write_lake(root, regions=("east", "west"), files_per_region=FILES, rows_per_file=ROWS)
+
+
+@pytest.fixture
+def proxied(s3_env: str, monkeypatch) -> LatencyProxy:
+    """A proxy (holding each request back 30 ms) between lakescore and moto."""
+    with LatencyProxy(int(s3_env.rsplit(":", 1)[1]), 0.03) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        yield proxy
+
+
+def test_small_objects_are_scored_once_without_a_size_request_each(
+    model_file: Path, small_lake: Path, bucket: str, s3_env: str, proxied: LatencyProxy,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    upload(s3_env, small_lake, f"{bucket}/lake")
+    proxied.reset()
+    sink = tmp_path / "scores"
+    result = score(model_file, f"s3://{bucket}/lake", sink, id_column=ID, batch_rows=64)
+    requests, _ = proxied.reset()
+    objects = 2 * FILES
+    # The listing says each object's size: none is asked for again (it was, twice per
+    # object: planning and reading). A footer is one request when planning; a task reads
+    # an object's footer and its data.
+    assert requests["HEAD"] <= 3
+    assert requests["GET"] <= 3 * objects + 5
+    source = read_source(small_lake)
+    table = read_sink(sink)
+    assert table.num_rows == source.num_rows == result.rows_scored == objects * ROWS
+    got = scores_by_id(table)
+    expected = dict(
+        zip(source.column(ID).to_pylist(), oracle_scores(model_file, source), strict=True)
+    )
+    assert got.keys() == expected.keys()
+    ids = list(expected)
+    np.testing.assert_allclose([got[i] for i in ids], [expected[i] for i in ids], rtol=0, atol=1e-6)
+
+
+def test_footers_and_small_objects_are_read_several_at_a_time(
+    model_file: Path, small_lake: Path, bucket: str, s3_env: str, proxied: LatencyProxy,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    upload(s3_env, small_lake, f"{bucket}/lake")
+    proxied.reset()
+    files = list_source(f"s3://{bucket}/lake").files
+    _, planning_peak = proxied.reset()
+    assert [f.relpath for f in files] == sorted(p.relative_to(small_lake).as_posix()
+                                                for p in small_lake.rglob("*.parquet"))  # fmt: skip
+    assert planning_peak >= 4  # one request at a time held back at most 1
+    score(model_file, f"s3://{bucket}/lake", tmp_path / "scores", id_column=ID, workers=1)
+    _, scoring_peak = proxied.reset()
+    assert scoring_peak >= 4  # one worker: only its fetches ahead overlap
+
+
+def test_a_corrupt_small_object_is_named_and_the_sink_untouched(
+    model_file: Path, small_lake: Path, bucket: str, s3_env: str, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(small_lake, lake)
+    bad = sorted((lake / "region=west").glob("*.parquet"))[17]
+    corrupt_first_page(bad)  # the footer reads: found by the task that fetches it
+    upload(s3_env, lake, f"{bucket}/lake")
+    sink = tmp_path / "scores"
+    before = snapshot(sink)
+    with pytest.raises(BadInputError, match=f"s3://{bucket}/lake/region=west/{bad.name}"):
+        score(model_file, f"s3://{bucket}/lake", sink, id_column=ID)
+    assert snapshot(sink) == before
+
+
+def test_the_first_unreadable_footer_in_listing_order_is_named(
+    small_lake: Path, bucket: str, s3_env: str
+) -> None:
+    """Footers are read at once, but the error is always the first bad object's."""
+    upload(s3_env, small_lake, f"{bucket}/lake")
+    s3 = s3fs(s3_env)
+    names = sorted(p.name for p in (small_lake / "region=west").glob("*.parquet"))
+    for name in (names[30], names[5]):
+        with s3.open_output_stream(f"{bucket}/lake/region=west/{name}") as out:
+            out.write(b"not a parquet file")
+    with pytest.raises(BadInputError, match=f"region=west/{names[5]}: not a readable Parquet"):
+        list_source(f"s3://{bucket}/lake")
