@@ -18,7 +18,6 @@ The moto server and the proxy are the tests' (``tests/jobs``).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,33 +47,24 @@ MODEL = f"remote small files ({REMOTE_FILES} objects, {DELAY_S * 1000:g} ms a re
 def remote(s3_endpoint: str, bench_X: np.ndarray) -> Iterator[tuple[str, LatencyProxy]]:  # noqa: F811
     """``s3://remote/lake`` (hive partitions by region), and the proxy every contender
     reaches it through."""
-    env = {
-        "AWS_ACCESS_KEY_ID": "lakescore-bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL"]}
-    os.environ.update(env)
-    s3 = s3fs(s3_endpoint)
-    s3.create_dir("remote")
-    for i in range(REMOTE_FILES):
-        rows = np.arange(i * ROWS_PER_FILE, (i + 1) * ROWS_PER_FILE)
-        columns = {"customer_id": pa.array(rows.astype(np.int64))}
-        for j in range(N_FEATURES):
-            col = bench_X[rows, j]
-            columns[f"f{j}"] = pa.array(col, mask=np.isnan(col))
-        with s3.open_output_stream(f"remote/lake/region=r{i % 4}/part-{i:05d}.parquet") as out:
-            pq.write_table(pa.table(columns), out)
-    with LatencyProxy(int(s3_endpoint.rsplit(":", 1)[1]), DELAY_S) as proxy:
-        os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint
-        try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "lakescore-bench")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "bench")
+        env.setenv("AWS_REGION", "us-east-1")
+        s3 = s3fs(s3_endpoint)
+        s3.create_dir("remote")
+        for i in range(REMOTE_FILES):
+            rows = np.arange(i * ROWS_PER_FILE, (i + 1) * ROWS_PER_FILE)
+            columns = {"customer_id": pa.array(rows.astype(np.int64))}
+            for j in range(N_FEATURES):
+                col = bench_X[rows, j]
+                columns[f"f{j}"] = pa.array(col, mask=np.isnan(col))
+            part = f"remote/lake/region=r{i % 4}/part-{i:05d}.parquet"
+            with s3.open_output_stream(part) as out:
+                pq.write_table(pa.table(columns), out)
+        with LatencyProxy(int(s3_endpoint.rsplit(":", 1)[1]), DELAY_S) as proxy:
+            env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
             yield "s3://remote/lake", proxy
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 @pytest.mark.parametrize("at_once", [True, False], ids=["at-once", "one-at-a-time"])

@@ -75,7 +75,6 @@ def _file_batches(
     the filter out and drops the rows that fail it. Small files on object storage are
     fetched :data:`REMOTE_FILES_AT_ONCE` at a time, ahead of the batches read (see there).
     """
-
     remote = is_uri(task.fragments[0].path)
     # One client per task on object storage: its connections are reused.
     filesystem = (storage or Storage.of(None)).filesystem() if remote else None
