@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import BadInputError
 from engine.filters import Expr, columns, simplify, to_arrow
 from engine.source import SourceFile, one_line
-from engine.storage import Storage, fs_and_path
+from engine.storage import Storage, fs_and_path, is_uri, key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,27 +95,34 @@ def plan_tasks(
     """
     tasks: list[ScoreTask] = []
     waiting: dict[tuple[tuple[str, str | None], ...], _Group] = {}
+    # the filter's rest for each file it does not rule out by partition (None: every row)
+    rests: dict[str, Expr | None] = {}
     for f in files:
         residual = simplify(filter, f.partition) if filter is not None else True
-        if residual is False:
+        if residual is not False:
+            rests[f.path] = None if residual is True else residual
+    filtered = {path: rest for path, rest in rests.items() if rest is not None}
+    kept = _kept_row_groups([f for f in files if f.path in filtered], filtered, storage)
+    for f in files:
+        if f.path not in rests:
             continue
-        rest = None if residual is True else residual
-        keep = set(range(len(f.row_group_rows))) if rest is None else _row_groups(f, rest, storage)
+        rest = rests[f.path]
+        keep = kept[f.path] if rest is not None else set(range(len(f.row_group_rows)))
         runs = _runs(f, keep, task_rows)
         if len(runs) != 1 or runs[0].num_rows >= task_rows:
             tasks += [_task(_Group(f.schema, rest, [(f, run)])) for run in runs]
             continue
-        key = tuple(sorted(f.partition.items()))  # (the filter's rest follows from it)
-        group = waiting.get(key)
+        group_key = tuple(sorted(f.partition.items()))  # (the filter's rest follows from it)
+        group = waiting.get(group_key)
         if group is not None and not group.schema.equals(f.schema):
-            tasks.append(_task(waiting.pop(key)))
+            tasks.append(_task(waiting.pop(group_key)))
             group = None
         if group is None:
-            group = waiting[key] = _Group(f.schema, rest, [])
+            group = waiting[group_key] = _Group(f.schema, rest, [])
         group.files.append((f, runs[0]))
         group.rows += runs[0].num_rows
         if group.rows >= task_rows or len(group.files) >= FILES_PER_TASK:
-            tasks.append(_task(waiting.pop(key)))
+            tasks.append(_task(waiting.pop(group_key)))
     return tasks + [_task(group) for group in waiting.values()]
 
 
@@ -141,8 +149,29 @@ def _runs(f: SourceFile, keep: set[int], task_rows: int) -> list[Fragment]:
     return runs
 
 
-def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
-    """Row groups of ``f`` whose statistics do not rule ``expr`` out (Arrow decides)."""
+def _kept_row_groups(
+    files: list[SourceFile], rests: dict[str, Expr], storage: Storage | None
+) -> dict[str, set[int]]:
+    """:func:`_row_groups` of each file under its filter's rest; on object storage
+    :data:`~engine.remote_source.FOOTERS_AT_ONCE` footers at a time through one client (a
+    footer is a round trip), the first failing file in ``files`` order the error."""
+    if not files:
+        return {}
+    if not is_uri(files[0].path):
+        return {f.path: _row_groups(f, rests[f.path], storage) for f in files}
+    from engine.remote_source import FOOTERS_AT_ONCE
+
+    filesystem = (storage or Storage.of(None)).filesystem()
+    with ThreadPoolExecutor(min(FOOTERS_AT_ONCE, len(files))) as pool:
+        kept = pool.map(lambda f: _row_groups(f, rests[f.path], storage, filesystem), files)
+        return dict(zip([f.path for f in files], kept, strict=True))
+
+
+def _row_groups(
+    f: SourceFile, expr: Expr, storage: Storage | None, filesystem: Any = None
+) -> set[int]:
+    """Row groups of ``f`` whose statistics do not rule ``expr`` out (Arrow decides);
+    ``filesystem``: the object store's client to read the footer with (default: new)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -150,7 +179,10 @@ def _row_groups(f: SourceFile, expr: Expr, storage: Storage | None) -> set[int]:
         if column not in f.schema.names:
             raise BadInputError(f"{f.path}: filter column {column!r} not found")
     try:
-        filesystem, where = fs_and_path(f.path, storage)
+        if filesystem is None:
+            filesystem, where = fs_and_path(f.path, storage)
+        else:
+            where = key(f.path)
         fragment = ds.ParquetFileFormat().make_fragment(
             where, filesystem=filesystem, file_size=f.size or None
         )
@@ -170,9 +202,9 @@ def _task(group: _Group) -> ScoreTask:
     doc: list[object] = docs[0] if len(docs) == 1 else [docs]
     if rest is not None:  # the same row groups under another filter are another task
         doc.append(str(rest))
-    key = json.dumps(doc).encode()
+    doc_bytes = json.dumps(doc).encode()
     return ScoreTask(
-        task_id=hashlib.sha256(key).hexdigest()[:20],
+        task_id=hashlib.sha256(doc_bytes).hexdigest()[:20],
         fragments=tuple(frag for _, frag in pieces),
         num_rows=sum(frag.num_rows for _, frag in pieces),
         partition=tuple(sorted(pieces[0][0].partition.items())),

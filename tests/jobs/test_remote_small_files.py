@@ -24,6 +24,8 @@ from scoring_helpers import (
 
 from engine import score
 from engine.errors import BadInputError
+from engine.filters import parse
+from engine.plan import plan_tasks
 from engine.source import list_source
 
 FILES = 40  # per region
@@ -114,3 +116,37 @@ def test_the_first_unreadable_footer_in_listing_order_is_named(
             out.write(b"not a parquet file")
     with pytest.raises(BadInputError, match=f"region=west/{names[5]}: not a readable Parquet"):
         list_source(f"s3://{bucket}/lake")
+
+
+def test_a_filter_on_an_s3_lake_prunes_row_groups_several_footers_at_a_time(
+    model_file: Path, bucket: str, s3_env: str, proxied: LatencyProxy, tmp_path: Path
+) -> None:
+    """A filter on a column (not a partition) is checked against each object's row-group
+    statistics when planning, footers read at once; the rows kept are exactly those that
+    pass it, scored exactly."""
+    lake = write_lake(tmp_path / "lake", regions=("east", "west"), files_per_region=12,
+                      rows_per_file=60, row_group_rows=20)  # fmt: skip
+    upload(s3_env, lake, f"{bucket}/lake")
+    source = f"s3://{bucket}/lake"
+    expr = parse(f"{ID} < 700 and {ID} >= 100")
+    files = list_source(source).files
+    proxied.reset()
+    tasks = plan_tasks(files, task_rows=1000, filter=expr)
+    _, pruning_peak = proxied.reset()
+    assert pruning_peak >= 4  # the statistics' footers, read again at once
+    # ids run 0..1439 in file order, 20 to a row group: groups wholly outside are pruned
+    planned = sum(task.num_rows for task in tasks)
+    assert planned == 600
+    result = score(model_file, source, tmp_path / "scores", id_column=ID,
+                   filter=f"{ID} < 700 and {ID} >= 100")  # fmt: skip
+    table = read_sink(tmp_path / "scores")
+    assert result.rows_scored == table.num_rows == 600
+    everything = read_source(lake)
+    ids = everything.column(ID).to_numpy()
+    wanted = everything.filter((ids >= 100) & (ids < 700))
+    expected = dict(
+        zip(wanted.column(ID).to_pylist(), oracle_scores(model_file, wanted), strict=True)
+    )
+    got = scores_by_id(table)
+    assert got.keys() == expected.keys()
+    np.testing.assert_allclose([got[i] for i in expected], list(expected.values()), atol=1e-6)
