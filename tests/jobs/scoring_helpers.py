@@ -223,6 +223,18 @@ def scores_by_id(table: pa.Table, id_column: str = ID) -> dict[int, float]:
     return by_id
 
 
+def assert_scored_exactly(
+    scored: pa.Table, model: Path, source: pa.Table, atol: float = 1e-6
+) -> None:
+    """Every row of ``source`` is in ``scored`` once, by id, with the native library's
+    score (``oracle_scores``) to within ``atol``."""
+    got = scores_by_id(scored)
+    expected = dict(zip(source.column(ID).to_pylist(), oracle_scores(model, source), strict=True))
+    assert got.keys() == expected.keys()
+    ids = list(expected)
+    np.testing.assert_allclose([got[i] for i in ids], [expected[i] for i in ids], rtol=0, atol=atol)
+
+
 def only_run(table: pa.Table, run_id: str) -> pa.Table:
     run = pc.cast(table.column("run_id"), pa.string())
     return table.filter(pc.equal(run, run_id))

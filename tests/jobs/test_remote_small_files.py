@@ -7,17 +7,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from latency_proxy import LatencyProxy
 from s3_helpers import s3fs, upload
 from scoring_helpers import (
     ID,
+    assert_scored_exactly,
     corrupt_first_page,
-    oracle_scores,
     read_sink,
     read_source,
-    scores_by_id,
     snapshot,
     write_lake,
 )
@@ -64,13 +62,7 @@ def test_small_objects_are_scored_once_without_a_size_request_each(
     source = read_source(small_lake)
     table = read_sink(sink)
     assert table.num_rows == source.num_rows == result.rows_scored == objects * ROWS
-    got = scores_by_id(table)
-    expected = dict(
-        zip(source.column(ID).to_pylist(), oracle_scores(model_file, source), strict=True)
-    )
-    assert got.keys() == expected.keys()
-    ids = list(expected)
-    np.testing.assert_allclose([got[i] for i in ids], [expected[i] for i in ids], rtol=0, atol=1e-6)
+    assert_scored_exactly(table, model_file, source)
 
 
 def test_footers_and_small_objects_are_read_several_at_a_time(
@@ -143,10 +135,4 @@ def test_a_filter_on_an_s3_lake_prunes_row_groups_several_footers_at_a_time(
     assert result.rows_scored == table.num_rows == 600
     everything = read_source(lake)
     ids = everything.column(ID).to_numpy()
-    wanted = everything.filter((ids >= 100) & (ids < 700))
-    expected = dict(
-        zip(wanted.column(ID).to_pylist(), oracle_scores(model_file, wanted), strict=True)
-    )
-    got = scores_by_id(table)
-    assert got.keys() == expected.keys()
-    np.testing.assert_allclose([got[i] for i in expected], list(expected.values()), atol=1e-6)
+    assert_scored_exactly(table, model_file, everything.filter((ids >= 100) & (ids < 700)))

@@ -21,8 +21,8 @@ from pyarrow import fs
 from s3_helpers import SECRET, read_delta, s3fs, storage_options, upload
 from scoring_helpers import (
     ID,
+    assert_scored_exactly,
     error_line,
-    oracle_scores,
     popen_cli,
     run_cli,
     scores_by_id,
@@ -41,12 +41,7 @@ def test_end_to_end_delta_sink_on_s3(
     table = f"s3://{bucket}/scores"
     result = score(model, source, table, id_column=ID, format="delta", task_rows=300)
     assert result.rows_scored == 3000
-    rows = read_delta(table, s3_env)
-    expected = dict(zip(lake_table.column(ID).to_pylist(),
-                        oracle_scores(model_file, lake_table), strict=True))  # fmt: skip
-    got = scores_by_id(rows)
-    assert got.keys() == expected.keys()
-    assert max(abs(got[k] - expected[k]) for k in expected) <= 1e-6
+    assert_scored_exactly(read_delta(table, s3_env), model_file, lake_table)
     polars = pl.read_delta(table, storage_options=storage_options(s3_env))
     assert polars.height == 3000
     # the run record is in the bucket, and no credential is in it

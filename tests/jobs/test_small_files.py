@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from scoring_helpers import (
     ID,
+    assert_scored_exactly,
     corrupt_first_page,
     oracle_scores,
     read_sink,
     read_source,
-    scores_by_id,
     snapshot,
     write_lake,
 )
@@ -50,13 +50,7 @@ def test_small_files_share_tasks_and_every_row_is_scored_once(
     assert len(parts) == result.tasks
     table = read_sink(sink)
     assert table.num_rows == source.num_rows == result.rows_scored == 2 * FILES * 7
-    got = scores_by_id(table)
-    expected = dict(
-        zip(source.column(ID).to_pylist(), oracle_scores(model_file, source), strict=True)
-    )
-    assert got.keys() == expected.keys()
-    ids = list(expected)
-    np.testing.assert_allclose([got[i] for i in ids], [expected[i] for i in ids], rtol=0, atol=TOL)
+    assert_scored_exactly(table, model_file, source, atol=TOL)
     # batches were put together across files: row groups of batch_rows, not of 7 rows
     sizes = [pq.ParquetFile(p).metadata.row_group(0).num_rows for p in parts]
     assert max(sizes) >= 64
