@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -159,12 +158,11 @@ def _kept_row_groups(
         return {}
     if not is_uri(files[0].path):
         return {f.path: _row_groups(f, rests[f.path], storage) for f in files}
-    from engine.remote_source import FOOTERS_AT_ONCE
+    from engine.remote_source import footers_at_once
 
     filesystem = (storage or Storage.of(None)).filesystem()
-    with ThreadPoolExecutor(min(FOOTERS_AT_ONCE, len(files))) as pool:
-        kept = pool.map(lambda f: _row_groups(f, rests[f.path], storage, filesystem), files)
-        return dict(zip([f.path for f in files], kept, strict=True))
+    kept = footers_at_once(lambda f: _row_groups(f, rests[f.path], storage, filesystem), files)
+    return dict(zip([f.path for f in files], kept, strict=True))
 
 
 def _row_groups(

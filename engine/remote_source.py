@@ -13,9 +13,9 @@ moto's own CPU (one Python process on the same 2 cores) is most of that.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -50,6 +50,9 @@ def list_objects(source: str, storage: Storage) -> list[tuple[str, str, int, int
     return sorted(out, key=lambda o: o[1])
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: Footers read from an object store at once (each a request of tens of milliseconds).
 FOOTERS_AT_ONCE = 16
 
@@ -58,19 +61,21 @@ FOOTERS_AT_ONCE = 16
 Listed = tuple[str, str, int, int, "dict[str, str | None] | None"]
 
 
+def footers_at_once(read: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[read(item) for item in items]``, :data:`FOOTERS_AT_ONCE` calls at a time (each a
+    footer: a round trip to the store); the first item in order whose call raises is the
+    error."""
+    if len(items) <= 1:
+        return [read(item) for item in items]
+    with ThreadPoolExecutor(min(FOOTERS_AT_ONCE, len(items))) as pool:
+        return list(pool.map(read, items))
+
+
 def read_remote_footers(objects: Sequence[Listed], storage: Storage) -> list[SourceFile]:
-    """The footers of ``objects``, in their order, :data:`FOOTERS_AT_ONCE` at a time; the
-    first object in that order that cannot be read is the error."""
+    """The footers of ``objects``, in their order (see :func:`footers_at_once`)."""
     # One client for all: its connections are reused (a new one is a TCP and TLS handshake).
     filesystem = storage.filesystem()
-
-    def read(o: Listed) -> SourceFile:
-        return read_remote_footer(*o, storage=storage, filesystem=filesystem)
-
-    if len(objects) <= 1:
-        return [read(o) for o in objects]
-    with ThreadPoolExecutor(min(FOOTERS_AT_ONCE, len(objects))) as pool:
-        return list(pool.map(read, objects))
+    return footers_at_once(lambda o: read_remote_footer(*o, filesystem=filesystem), objects)
 
 
 def read_remote_footer(
@@ -80,18 +85,16 @@ def read_remote_footer(
     mtime_ns: int,
     partition: dict[str, str | None] | None = None,
     *,
-    storage: Storage,
-    filesystem: Any = None,
+    filesystem: Any,
 ) -> SourceFile:
-    """What the object's footer says; ``filesystem``: the client to read with (by default
-    a new one for ``storage``)."""
+    """What the object's footer says, read with ``filesystem`` (the store's client)."""
     import pyarrow.dataset as ds
 
     try:
         # A fragment of a known size reads the footer in one request (a file opened by
         # path first asks the store for its size).
         piece = ds.ParquetFileFormat().make_fragment(
-            key(uri), filesystem=filesystem or storage.filesystem(), file_size=size or None
+            key(uri), filesystem=filesystem, file_size=size or None
         )
         meta = piece.metadata
         schema = meta.schema.to_arrow_schema()
