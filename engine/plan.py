@@ -151,18 +151,26 @@ def _runs(f: SourceFile, keep: set[int], task_rows: int) -> list[Fragment]:
 def _kept_row_groups(
     files: list[SourceFile], rests: dict[str, Expr], storage: Storage | None
 ) -> dict[str, set[int]]:
-    """:func:`_row_groups` of each file under its filter's rest; on object storage
+    """:func:`_row_groups` of each file under its filter's rest, unless they were found
+    when the file's footer was read; on object storage
     :data:`~engine.remote_source.FOOTERS_AT_ONCE` footers at a time through one client (a
     footer is a round trip), the first failing file in ``files`` order the error."""
+    # Found when the footer was read (an object's, under the same rest): not read again.
+    known = {
+        f.path: set(f.row_groups_kept[1])
+        for f in files
+        if f.row_groups_kept is not None and f.row_groups_kept[0] == str(rests[f.path])
+    }
+    files = [f for f in files if f.path not in known]
     if not files:
-        return {}
+        return known
     if not is_uri(files[0].path):
-        return {f.path: _row_groups(f, rests[f.path], storage) for f in files}
+        return known | {f.path: _row_groups(f, rests[f.path], storage) for f in files}
     from engine.remote_source import footers_at_once
 
     filesystem = (storage or Storage.of(None)).filesystem()
     kept = footers_at_once(lambda f: _row_groups(f, rests[f.path], storage, filesystem), files)
-    return dict(zip([f.path for f in files], kept, strict=True))
+    return known | dict(zip([f.path for f in files], kept, strict=True))
 
 
 def _row_groups(

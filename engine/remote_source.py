@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from engine.errors import BadInputError
+from engine.filters import Expr, columns, simplify, to_arrow
 from engine.source import SourceFile, hive_partition, one_line
 from engine.storage import S3, Storage, _s3_error, key
 
@@ -71,11 +72,16 @@ def footers_at_once(read: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(read, items))
 
 
-def read_remote_footers(objects: Sequence[Listed], storage: Storage) -> list[SourceFile]:
-    """The footers of ``objects``, in their order (see :func:`footers_at_once`)."""
+def read_remote_footers(
+    objects: Sequence[Listed], storage: Storage, filter: Expr | None = None
+) -> list[SourceFile]:
+    """The footers of ``objects``, in their order (see :func:`footers_at_once`); with a
+    ``filter``, each file's row groups it keeps as well (:func:`read_remote_footer`)."""
     # One client for all: its connections are reused (a new one is a TCP and TLS handshake).
     filesystem = storage.filesystem()
-    return footers_at_once(lambda o: read_remote_footer(*o, filesystem=filesystem), objects)
+    return footers_at_once(
+        lambda o: read_remote_footer(*o, filesystem=filesystem, filter=filter), objects
+    )
 
 
 def read_remote_footer(
@@ -86,8 +92,10 @@ def read_remote_footer(
     partition: dict[str, str | None] | None = None,
     *,
     filesystem: Any,
+    filter: Expr | None = None,
 ) -> SourceFile:
-    """What the object's footer says, read with ``filesystem`` (the store's client)."""
+    """What the object's footer says, read with ``filesystem`` (the store's client); with
+    a ``filter``, also the row groups whose statistics may hold rows that pass it."""
     import pyarrow.dataset as ds
 
     try:
@@ -100,6 +108,7 @@ def read_remote_footer(
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
         raise BadInputError(f"{uri}: not a readable Parquet file ({one_line(exc)})") from None
+    partition = hive_partition(relpath) if partition is None else partition
     return SourceFile(
         path=uri,
         relpath=relpath,
@@ -107,8 +116,27 @@ def read_remote_footer(
         mtime_ns=mtime_ns,
         row_group_rows=tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
         schema=schema,
-        partition=hive_partition(relpath) if partition is None else partition,
+        partition=partition,
+        row_groups_kept=None if filter is None else _kept(piece, schema, filter, partition),
     )
+
+
+def _kept(
+    piece: Any, schema: pa.Schema, filter: Expr, partition: dict[str, str | None]
+) -> tuple[str, frozenset[int]] | None:
+    """The row groups of ``piece`` whose statistics may hold rows that pass what is left
+    of ``filter`` on this file, decided by Arrow as the planner would, from the footer
+    just read: the planner would read it again, a second round trip per object. None
+    where the planner must decide (a filter column the file lacks, a filter Arrow
+    refuses: it names the error, the first file's in order)."""
+    rest = simplify(filter, partition)
+    if isinstance(rest, bool) or not columns(rest) <= set(schema.names):
+        return None
+    try:
+        kept = piece.subset(filter=to_arrow(rest), schema=schema)
+    except (pa.ArrowException, TypeError):
+        return None
+    return str(rest), frozenset(rg.id for rg in kept.row_groups)
 
 
 def sizes(storage: Storage, uris: list[str]) -> dict[str, tuple[int, int]]:

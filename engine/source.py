@@ -42,6 +42,10 @@ class SourceFile:
     schema: pa.Schema
     #: partition column -> value (hive ``col=value`` directories, or the Delta log's)
     partition: dict[str, str | None] = field(default_factory=dict, compare=False)
+    #: ``(rest, row groups)``: what is left of ``--filter`` on this file and the row
+    #: groups whose statistics may hold rows that pass it, found when an object's footer
+    #: was read (so the planner need not read it again); None: the planner finds them
+    row_groups_kept: tuple[str, frozenset[int]] | None = field(default=None, compare=False)
 
     @property
     def num_rows(self) -> int:
@@ -191,7 +195,7 @@ def list_source(
         if remote:
             infos = remote_source.sizes(storage, [p for p, _, _ in kept])
             files = remote_source.read_remote_footers(
-                [(p, rel, *infos[p], values) for p, rel, values in kept], storage
+                [(p, rel, *infos[p], values) for p, rel, values in kept], storage, filter
             )
         else:
             files = [read_footer(Path(p), Path(snapshot.root), values) for p, _, values in kept]
@@ -209,6 +213,7 @@ def list_source(
                 if _may_match(filter, hive_partition(rel))
             ],
             storage,
+            filter,
         )
         listed = len(objects)
     else:

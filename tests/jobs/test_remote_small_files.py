@@ -136,3 +136,34 @@ def test_a_filter_on_an_s3_lake_prunes_row_groups_several_footers_at_a_time(
     everything = read_source(lake)
     ids = everything.column(ID).to_numpy()
     assert_scored_exactly(table, model_file, everything.filter((ids >= 100) & (ids < 700)))
+
+
+def test_a_filter_known_when_listing_costs_one_request_per_footer(
+    bucket: str, s3_env: str, proxied: LatencyProxy, tmp_path: Path
+) -> None:
+    """The footer read when listing with a filter also gives the row groups the filter
+    keeps: planning then reads no footer again (it read each twice). Planned under
+    another filter, the footers are read again, and the plan is still right."""
+    lake = write_lake(tmp_path / "lake", regions=("east", "west"), files_per_region=12,
+                      rows_per_file=60, row_group_rows=20)  # fmt: skip
+    upload(s3_env, lake, f"{bucket}/lake")
+    source = f"s3://{bucket}/lake"
+    expr = parse(f"{ID} < 700 and {ID} >= 100")
+    proxied.reset()
+    files = list_source(source, filter=expr).files
+    listing, _ = proxied.reset()
+    tasks = plan_tasks(files, task_rows=1000, filter=expr)
+    planning, _ = proxied.reset()
+    assert len(files) == 24
+    assert listing["GET"] <= 24 + 3  # a footer each, and the listing's own requests
+    assert sum(planning.values()) == 0  # on the old code: a footer each again
+    assert sum(task.num_rows for task in tasks) == 600
+    unfiltered_listing = list_source(source).files
+    again = plan_tasks(unfiltered_listing, task_rows=1000, filter=expr)
+    assert [t.task_id for t in tasks] == [t.task_id for t in again]
+    assert [t.fragments for t in tasks] == [t.fragments for t in again]
+    proxied.reset()
+    other = plan_tasks(files, task_rows=1000, filter=parse(f"{ID} < 300"))
+    replanning, _ = proxied.reset()
+    assert sum(task.num_rows for task in other) == 300
+    assert replanning["GET"] >= 5  # its row groups are read again: not taken from the other
