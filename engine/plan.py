@@ -192,10 +192,17 @@ def _row_groups(
         fragment = ds.ParquetFileFormat().make_fragment(
             where, filesystem=filesystem, file_size=f.size or None
         )
-        kept = fragment.subset(filter=to_arrow(expr), schema=f.schema)
-        return {rg.id for rg in kept.row_groups}
+        return row_groups_passing(fragment, expr, f.schema)
     except (pa.ArrowException, TypeError) as exc:
         raise BadInputError(f"{f.path}: --filter {expr}: {one_line(exc)}") from None
+
+
+def row_groups_passing(fragment: Any, expr: Expr, schema: pa.Schema) -> set[int]:
+    """Row groups of a Parquet dataset fragment whose statistics do not rule ``expr`` out,
+    as Arrow decides (it reads the footer unless the fragment holds it already); raises
+    what Arrow raises. The planner and an object's footer reader both decide here."""
+    kept = fragment.subset(filter=to_arrow(expr), schema=schema)
+    return {rg.id for rg in kept.row_groups}
 
 
 def _task(group: _Group) -> ScoreTask:

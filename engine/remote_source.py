@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from engine.errors import BadInputError
-from engine.filters import Expr, columns, simplify, to_arrow
+from engine.filters import Expr, columns, simplify
+from engine.plan import row_groups_passing
 from engine.source import SourceFile, hive_partition, one_line
 from engine.storage import S3, Storage, _s3_error, key
 
@@ -133,10 +134,10 @@ def _kept(
     if isinstance(rest, bool) or not columns(rest) <= set(schema.names):
         return None
     try:
-        kept = piece.subset(filter=to_arrow(rest), schema=schema)
+        kept = row_groups_passing(piece, rest, schema)
     except (pa.ArrowException, TypeError):
         return None
-    return str(rest), frozenset(rg.id for rg in kept.row_groups)
+    return str(rest), frozenset(kept)
 
 
 def sizes(storage: Storage, uris: list[str]) -> dict[str, tuple[int, int]]:
